@@ -1,0 +1,73 @@
+"""OpenTelemetry instrumentation for the MCP (Model Context Protocol) Python SDK, mcp 1.x and 2.x.
+
+Every MCP request and notification a server handles becomes a SERVER span that follows the OpenTelemetry
+MCP semantic conventions, parented to the trace context the client sent in `params._meta`.
+
+Zero code::
+
+    opentelemetry-instrument python server.py
+
+Programmatic::
+
+    from opentelemetry_instrumentation_mcp import McpInstrumentor
+
+    McpInstrumentor().instrument(tracer_provider=tracer_provider)
+
+On mcp 2.x, which traces itself, the SDK's own server spans are replaced by ours while instrumented;
+`McpInstrumentor().uninstrument()` gives the SDK its own behaviour back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from importlib import metadata
+from typing import Any, Protocol
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.semconv.schemas import Schemas
+
+from opentelemetry_instrumentation_mcp._operation import Telemetry
+from opentelemetry_instrumentation_mcp._transport import StdioPatch
+from opentelemetry_instrumentation_mcp.package import _instruments
+from opentelemetry_instrumentation_mcp.version import __version__
+
+__all__ = ["McpInstrumentor", "__version__"]
+
+_SCHEMA_URL = list(Schemas)[-1].value
+
+
+class _Patches(Protocol):
+    def apply(self) -> None: ...
+    def remove(self) -> None: ...
+
+
+def _sdk_patches(telemetry: Telemetry) -> _Patches:
+    """The one seam between SDK generations: the patch set for the installed mcp."""
+    if metadata.version("mcp").startswith("1."):
+        from opentelemetry_instrumentation_mcp import _v1  # noqa: PLC0415 - imports mcp 1.x
+
+        return _v1.Patches(telemetry)
+    from opentelemetry_instrumentation_mcp import _v2  # noqa: PLC0415 - imports mcp 2.x
+
+    return _v2.Patches(telemetry)
+
+
+class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments the mcp SDK's sessions and request handlers."""
+
+    _patches: list[_Patches]
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL)
+        self._patches = [_sdk_patches(Telemetry(tracer)), StdioPatch()]
+        for patches in self._patches:
+            patches.apply()
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for patches in self._patches:
+            patches.remove()
+        self._patches = []

@@ -1,0 +1,186 @@
+"""One MCP operation as telemetry: its span's parent, name, attributes, outcome and end.
+
+Everything here is written once for both SDK generations; the `_v1` and `_v2` modules only describe
+messages (`Message`) and report outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import Token
+from types import TracebackType
+
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROMPT_NAME,
+    GEN_AI_TOOL_NAME,
+    GenAiOperationNameValues,
+)
+from opentelemetry.semconv._incubating.attributes.jsonrpc_attributes import JSONRPC_REQUEST_ID
+from opentelemetry.semconv._incubating.attributes.mcp_attributes import (
+    MCP_METHOD_NAME,
+    MCP_PROTOCOL_VERSION,
+    MCP_RESOURCE_URI,
+)
+from opentelemetry.semconv._incubating.attributes.rpc_attributes import RPC_RESPONSE_STATUS_CODE
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
+
+from opentelemetry_instrumentation_mcp._guard import guarded, report
+from opentelemetry_instrumentation_mcp._message import Message
+from opentelemetry_instrumentation_mcp._propagation import extract_meta
+from opentelemetry_instrumentation_mcp._transport import Attributes
+
+CALLER_FAULT_CODES = frozenset({-32700, -32600, -32601, -32602, -32002})
+"""JSON-RPC codes that are the caller's fault: not an error on the server's span."""
+TOOL_ERROR = "tool_error"
+_EXECUTE_TOOL = GenAiOperationNameValues.EXECUTE_TOOL.value
+_RESOURCE_METHODS = frozenset(
+    {"resources/read", "resources/subscribe", "resources/unsubscribe", "notifications/resources/updated"}
+)
+
+ErrorCode = Callable[[BaseException], "tuple[int, str] | None"]
+"""Maps an exception raised by the SDK to the JSON-RPC error it is answered with, if it is one."""
+
+
+def span_name(message: Message) -> str:
+    """`{mcp.method.name} {target}`: the tool or prompt name is the target; resource URIs never are."""
+    if message.method in ("tools/call", "prompts/get") and isinstance(message.name, str):
+        return f"{message.method} {message.name}"
+    return message.method
+
+
+def message_attributes(message: Message) -> Attributes:
+    """The span attributes a message determines before it is handled."""
+    attributes: Attributes = {MCP_METHOD_NAME: message.method}
+    if message.request_id is not None:
+        attributes[JSONRPC_REQUEST_ID] = str(message.request_id)
+    if message.method == "tools/call":
+        attributes[GEN_AI_OPERATION_NAME] = _EXECUTE_TOOL
+        if isinstance(message.name, str):
+            attributes[GEN_AI_TOOL_NAME] = message.name
+    elif message.method == "prompts/get" and isinstance(message.name, str):
+        attributes[GEN_AI_PROMPT_NAME] = message.name
+    elif message.method in _RESOURCE_METHODS and message.uri is not None:
+        attributes[MCP_RESOURCE_URI] = str(message.uri)
+    if message.protocol_version:
+        attributes[MCP_PROTOCOL_VERSION] = message.protocol_version
+    attributes.update(message.transport)
+    return attributes
+
+
+class Operation:
+    """The span of one MCP operation on one side, and what is known of its outcome."""
+
+    __slots__ = ("_ended", "_server", "context", "span")
+
+    def __init__(self, span: Span, parent: Context, *, server: bool) -> None:
+        self.span = span
+        self.context = trace.set_span_in_context(span, parent)
+        self._server = server
+        self._ended = False
+
+    def set_protocol_version(self, version: object) -> None:
+        """Record the negotiated protocol version, known only once `initialize` is answered."""
+        if isinstance(version, str) and version and self.span.is_recording():
+            self.span.set_attribute(MCP_PROTOCOL_VERSION, version)
+
+    def error_response(self, code: object, message: object) -> None:
+        """The operation was answered with a JSON-RPC error."""
+        if not isinstance(code, int) or not self.span.is_recording():
+            return
+        code_text = str(code)
+        self.span.set_attribute(RPC_RESPONSE_STATUS_CODE, code_text)
+        if self._server and code in CALLER_FAULT_CODES:
+            return
+        self.span.set_attribute(ERROR_TYPE, code_text)
+        self.span.set_status(StatusCode.ERROR, message if isinstance(message, str) else None)
+
+    def tool_error(self) -> None:
+        """A `tools/call` was answered with a result that has `isError: true`."""
+        if self.span.is_recording():
+            self.span.set_attribute(ERROR_TYPE, TOOL_ERROR)
+            self.span.set_status(StatusCode.ERROR)
+
+    def failed(self, error_type: str, description: str | None = None) -> None:
+        """The operation failed in a way the peer sees no JSON-RPC code for."""
+        if self.span.is_recording():
+            self.span.set_attribute(ERROR_TYPE, error_type)
+            self.span.set_status(StatusCode.ERROR, description)
+
+    def exception(self, exc: BaseException, error_code: ErrorCode) -> None:
+        """The SDK raised `exc` out of the operation: a JSON-RPC error, or a failure of the exception's class."""
+        answered = error_code(exc)
+        if answered is not None:
+            self.error_response(*answered)
+            return
+        if self.span.is_recording():
+            self.span.record_exception(exc)
+            self.failed(type(exc).__qualname__, str(exc) or None)
+
+    def end(self) -> None:
+        """End the span (once)."""
+        if not self._ended:
+            self._ended = True
+            self.span.end()
+
+
+class Telemetry:
+    """Starts the spans of MCP operations with the configured tracer."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+
+    def start_server(self, message: Message) -> Operation:
+        """Start the SERVER span of an inbound message; its parent is the `_meta` context, else the ambient one."""
+        ambient = context_api.get_current()
+        parent = extract_meta(message.meta, ambient) or ambient
+        span = self._tracer.start_span(
+            span_name(message), parent, SpanKind.SERVER, message_attributes(message), record_exception=False
+        )
+        return Operation(span, parent, server=True)
+
+
+class Handling:
+    """Context manager around the handling of one inbound message: the span is active and ends inside it.
+
+    Faults of ours are reported and the message is handled untraced; the SDK's own exceptions pass through
+    unchanged after they are recorded.
+    """
+
+    __slots__ = ("_describe", "_error_code", "_telemetry", "_token", "operation")
+
+    def __init__(self, telemetry: Telemetry, describe: Callable[[], Message], error_code: ErrorCode) -> None:
+        self._telemetry = telemetry
+        self._describe = describe
+        self._error_code = error_code
+        self._token: Token[Context] | None = None
+        self.operation: Operation | None = None
+
+    def __enter__(self) -> Operation | None:
+        self.operation = guarded("starting a server span", self._start, None)
+        if self.operation is not None:
+            self._token = context_api.attach(self.operation.context)
+        return self.operation
+
+    def _start(self) -> Operation:
+        return self._telemetry.start_server(self._describe())
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        operation = self.operation
+        if operation is None:
+            return
+        try:
+            if self._token is not None:
+                context_api.detach(self._token)
+            if exc is not None:
+                operation.exception(exc, self._error_code)
+        except Exception as error:  # noqa: BLE001
+            report("recording a server span's outcome", error)
+        finally:
+            guarded("ending a server span", operation.end, None)

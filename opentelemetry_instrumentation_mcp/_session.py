@@ -1,0 +1,26 @@
+"""What the instrumentation keeps per MCP session, held by the SDK's own session object.
+
+The state lives and dies with the session: no global map that could grow or leak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_ATTRIBUTE = "_opentelemetry_mcp_session"
+
+
+@dataclass(slots=True)
+class SessionState:
+    """Facts of one session learned from earlier messages."""
+
+    protocol_version: str | None = None
+
+
+def session_state(session: object) -> SessionState:
+    """The state kept on `session`, created on first use."""
+    state = getattr(session, _ATTRIBUTE, None)
+    if not isinstance(state, SessionState):
+        state = SessionState()
+        setattr(session, _ATTRIBUTE, state)
+    return state

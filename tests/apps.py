@@ -1,0 +1,93 @@
+"""The reference MCP servers the tests drive, built with the installed SDK generation's high-level API.
+
+Run as a script it serves the reference app: `python tests/apps.py stdio` or
+`python tests/apps.py http PORT [--stateless] [--json]` (streamable HTTP under uvicorn on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from opentelemetry import trace
+
+try:  # mcp 2.x
+    from mcp.server.mcpserver import MCPServer as HighLevelServer
+except ImportError:  # mcp 1.x
+    from mcp.server.fastmcp import FastMCP as HighLevelServer  # type: ignore[no-redef]
+
+_tracer = trace.get_tracer("tests.apps")
+
+
+def reference_app(**settings: Any) -> Any:
+    """Tools that succeed, raise and fail; a prompt; a resource that reads and one that raises."""
+    app = HighLevelServer("reference", **settings)
+
+    @app.tool()
+    def add(a: int, b: int) -> int:
+        """Add two numbers, in a child span of the handler's."""
+        with _tracer.start_as_current_span("add.compute"):
+            return a + b
+
+    @app.tool()
+    def explode() -> str:
+        """Raise an exception."""
+        raise ValueError("the tool exploded")
+
+    @app.tool()
+    def current_trace() -> str:
+        """The trace id and span id active in the handler, as hex."""
+        context = trace.get_current_span().get_span_context()
+        return f"{context.trace_id:032x}-{context.span_id:016x}"
+
+    @app.prompt()
+    def greet(name: str) -> str:
+        """A greeting prompt."""
+        return f"Hello, {name}!"
+
+    @app.resource("demo://readme")
+    def readme() -> str:
+        """A static resource."""
+        return "read me"
+
+    return app
+
+
+
+
+def raising_lowlevel_app() -> Any:
+    """A low-level server whose `resources/read` handler raises a plain exception."""
+    from mcp.server.lowlevel.server import Server
+
+    message = "the disk is on fire"
+    try:  # mcp 2.x: handlers are constructor arguments
+        from mcp.server.context import ServerRequestContext
+
+        async def on_read_resource(ctx: ServerRequestContext[Any], params: Any) -> Any:
+            raise RuntimeError(message)
+
+        return Server("raising", on_read_resource=on_read_resource)
+    except ImportError:  # mcp 1.x: handlers are registered by decorators
+        server: Any = Server("raising")
+
+        @server.read_resource()  # type: ignore[misc]
+        async def read_resource(uri: Any) -> str:
+            raise RuntimeError(message)
+
+        return server
+
+
+def main(argv: list[str]) -> None:
+    transport = argv[0] if argv else "stdio"
+    if transport == "stdio":
+        reference_app().run()
+        return
+    import uvicorn
+
+    port = int(argv[1])
+    app = reference_app(stateless_http="--stateless" in argv, json_response="--json" in argv)
+    uvicorn.run(app.streamable_http_app(), host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,109 @@
+"""The test suite's one seam between mcp generations: raw JSON-RPC over the SDK's in-memory streams."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+from typing import Any
+
+import anyio
+from mcp.server.lowlevel.server import Server
+from mcp.shared.memory import create_client_server_memory_streams
+from mcp.shared.message import SessionMessage
+
+MCP_VERSION = tuple(int(part) for part in metadata.version("mcp").split(".")[:2])
+MCP1 = MCP_VERSION[0] == 1
+HANDSHAKE_VERSION = "2025-06-18" if MCP_VERSION >= (1, 10) else "2025-03-26"
+MODERN_VERSION = "2026-07-28"
+
+if MCP1:
+    from mcp import types as _types
+
+    def to_session_message(payload: dict[str, Any]) -> SessionMessage:
+        return SessionMessage(message=_types.JSONRPCMessage.model_validate(payload))
+
+    def from_session_message(message: SessionMessage) -> dict[str, Any]:
+        return message.message.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+else:
+    import mcp_types as _types2
+
+    def to_session_message(payload: dict[str, Any]) -> SessionMessage:
+        return SessionMessage(message=_types2.jsonrpc_message_adapter.validate_python(payload))
+
+    def from_session_message(message: SessionMessage) -> dict[str, Any]:
+        return message.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
+
+
+def lowlevel(app: Any) -> Server[Any]:
+    """The low-level `Server` under a FastMCP (1.x) or MCPServer (2.x) app, or the app itself."""
+    for attribute in ("_mcp_server", "_lowlevel_server"):
+        if hasattr(app, attribute):
+            return getattr(app, attribute)  # type: ignore[no-any-return]
+    return app  # type: ignore[no-any-return]
+
+
+class RawPeer:
+    """A client that speaks raw JSON-RPC to a server over the SDK's in-memory streams."""
+
+    def __init__(self, send: Any, receive: Any) -> None:
+        self._send = send
+        self._receive = receive
+        self._ids = itertools.count(1)
+        self.received: list[dict[str, Any]] = []
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        await self._send.send(to_session_message(payload))
+
+    async def request(self, method: str, params: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+        """Send a request and return the response (result or error) for its id."""
+        request_id = extra.pop("id", next(self._ids))
+        payload: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            payload["params"] = params
+        await self.send(payload)
+        with anyio.fail_after(10):
+            while True:
+                message = from_session_message(await self._receive.receive())
+                self.received.append(message)
+                if message.get("id") == request_id and ("result" in message or "error" in message):
+                    return message
+
+    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        payload: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            payload["params"] = params
+        await self.send(payload)
+
+    async def initialize(self, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The handshake: `initialize`, then `notifications/initialized`."""
+        params: dict[str, Any] = {
+            "protocolVersion": HANDSHAKE_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "raw-test-client", "version": "1.0"},
+        }
+        if meta is not None:
+            params["_meta"] = meta
+        response = await self.request("initialize", params)
+        await self.notify("notifications/initialized")
+        return response
+
+
+@asynccontextmanager
+async def raw_peer(app: Any, *, initialize: bool = True) -> AsyncIterator[RawPeer]:
+    """Serve `app` in memory for the duration; yield a raw peer (initialized unless told otherwise)."""
+    server = lowlevel(app)
+    async with create_client_server_memory_streams() as (client_streams, server_streams):
+        client_read, client_write = client_streams
+        server_read, server_write = server_streams
+        async with anyio.create_task_group() as group:
+            group.start_soon(
+                lambda: server.run(server_read, server_write, server.create_initialization_options())
+            )
+            peer = RawPeer(client_write, client_read)
+            if initialize:
+                await peer.initialize()
+            yield peer
+            group.cancel_scope.cancel()
