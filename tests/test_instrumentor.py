@@ -1,0 +1,196 @@
+"""The instrumentor's contract: registration, versions, idempotence, exact restoration, suppression, faults."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import NoOpTracerProvider
+
+from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
+from opentelemetry_instrumentation_mcp._operation import Telemetry
+from opentelemetry_instrumentation_mcp.package import _instruments
+from tests.apps import reference_app
+from tests.conftest import ours
+from tests.mcp_compat import MCP1, raw_peer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def patched_targets() -> list[tuple[Any, str]]:
+    """Every (owner, attribute) the instrumentation wraps on the installed SDK generation."""
+    import mcp
+    import mcp.server.stdio
+
+    targets: list[tuple[Any, str]] = [(mcp.server.stdio, "stdio_server"), (mcp, "stdio_server")]
+    if MCP1:
+        from mcp.server.lowlevel.server import Server
+        from mcp.server.session import ServerSession
+        from mcp.shared.session import RequestResponder
+
+        return [
+            *targets,
+            (Server, "_handle_message"),
+            (ServerSession, "_received_request"),
+            (RequestResponder, "respond"),
+        ]
+    from mcp.server._otel import OpenTelemetryMiddleware
+    from mcp.server.runner import ServerRunner
+
+    return [
+        *targets,
+        (ServerRunner, "_on_request"),
+        (ServerRunner, "_on_notify"),
+        (OpenTelemetryMiddleware, "__call__"),
+    ]
+
+
+def current(owner: Any, attribute: str) -> Any:
+    return vars(owner)[attribute]
+
+
+def test_registered_as_an_opentelemetry_instrumentor() -> None:
+    [entry_point] = entry_points(group="opentelemetry_instrumentor", name="mcp")
+    assert entry_point.load() is McpInstrumentor
+
+
+def test_instruments_extra_equals_the_declared_range() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert tuple(pyproject["project"]["optional-dependencies"]["instruments"]) == _instruments
+    assert tuple(McpInstrumentor().instrumentation_dependencies()) == _instruments
+
+
+def test_uninstrument_restores_every_target_exactly() -> None:
+    originals = [(owner, attribute, current(owner, attribute)) for owner, attribute in patched_targets()]
+    instrumentor = McpInstrumentor()
+    for _ in range(3):
+        instrumentor.instrument()
+        for owner, attribute, original in originals:
+            wrapper = current(owner, attribute)
+            assert wrapper is not original and wrapper.__wrapped__ is original, (owner, attribute)
+        instrumentor.instrument()  # a second call is a no-op: no wrapper around the wrapper
+        for owner, attribute, original in originals:
+            assert current(owner, attribute).__wrapped__ is original, (owner, attribute)
+        instrumentor.uninstrument()
+        for owner, attribute, original in originals:
+            assert current(owner, attribute) is original, (owner, attribute)
+
+
+async def ping_twice(app: Any) -> list[dict[str, Any]]:
+    async with raw_peer(app) as peer:
+        return [await peer.request("ping"), await peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}})]
+
+
+@pytest.mark.anyio
+async def test_spans_only_while_instrumented(exporter: InMemorySpanExporter) -> None:
+    instrumentor = McpInstrumentor()
+    for _ in range(2):
+        instrumentor.instrument()
+        instrumentor.instrument()
+        await ping_twice(reference_app())
+        assert [span.name for span in ours(exporter)] == [
+            "initialize",
+            "notifications/initialized",
+            "ping",
+            "tools/call add",
+        ]
+        exporter.clear()
+        instrumentor.uninstrument()
+        await ping_twice(reference_app())
+        assert ours(exporter) == []
+
+
+@pytest.mark.anyio
+async def test_suppressed_instrumentation_emits_nothing(instrumented: InMemorySpanExporter) -> None:
+    with suppress_instrumentation():
+        answers = await ping_twice(reference_app())
+    assert answers[1]["result"]["isError"] is False
+    assert [span.name for span in instrumented.get_finished_spans()] == ["add.compute"]  # the app's own span
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("provider", ["noop", "sampled_out"])
+async def test_no_provider_and_sampled_out(provider: str) -> None:
+    exporter = InMemorySpanExporter()
+    if provider == "noop":
+        tracer_provider: Any = NoOpTracerProvider()
+    else:
+        tracer_provider = TracerProvider(sampler=ALWAYS_OFF)
+        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    plain = await ping_twice(reference_app())
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    try:
+        traced = await ping_twice(reference_app())
+    finally:
+        instrumentor.uninstrument()
+    assert traced == plain
+    assert exporter.get_finished_spans() == ()
+
+
+@pytest.mark.anyio
+async def test_a_fault_of_ours_is_logged_once_and_the_call_proceeds(
+    instrumented: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: Telemetry, message: Any) -> Any:
+        raise RuntimeError("instrumentation bug")
+
+    monkeypatch.setattr(Telemetry, "start_server", broken)
+    monkeypatch.setattr(_guard, "RAISE_INTERNAL_ERRORS", False)
+    monkeypatch.setattr(_guard, "_reported", set())
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
+        answers = await ping_twice(reference_app())
+    assert answers[0]["result"] == {}
+    assert answers[1]["result"]["isError"] is False
+    assert ours(instrumented) == []
+    assert [record.message for record in caplog.records] == [
+        "mcp instrumentation failed in starting a server span; the MCP call proceeds untraced"
+    ]
+
+
+ORDER_SCRIPT = """
+import json, sys, anyio
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry_instrumentation_mcp import McpInstrumentor
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+if sys.argv[1] == "before":
+    assert "mcp" not in sys.modules
+    McpInstrumentor().instrument(tracer_provider=provider)
+from tests.apps import reference_app
+from tests.mcp_compat import raw_peer
+if sys.argv[1] == "after":
+    McpInstrumentor().instrument(tracer_provider=provider)
+
+async def main():
+    async with raw_peer(reference_app()) as peer:
+        await peer.request("ping")
+
+anyio.run(main)
+print(json.dumps([span.name for span in exporter.get_finished_spans()]))
+"""
+
+
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_instrument_before_or_after_mcp_is_imported(order: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", ORDER_SCRIPT, order], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == ["initialize", "notifications/initialized", "ping"]
