@@ -5,7 +5,10 @@ The state lives and dies with the session: no global map that could grow or leak
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from opentelemetry.util.types import AttributeValue
 
 _ATTRIBUTE = "_opentelemetry_mcp_session"
 
@@ -15,6 +18,8 @@ class SessionState:
     """Facts of one session learned from earlier messages."""
 
     protocol_version: str | None = None
+    network: Mapping[str, AttributeValue] = field(default_factory=dict)
+    """The `network.*` attributes of the session's transport, for messages that arrive without them."""
 
 
 def session_state(session: object) -> SessionState:

@@ -51,6 +51,11 @@ def http_server_attributes(request: Any) -> Attributes:
     return attributes
 
 
+def network_attributes(attributes: Mapping[str, AttributeValue]) -> Attributes:
+    """The `network.*` part: what all messages of a connection share (unlike the client's port)."""
+    return {key: value for key, value in attributes.items() if key.startswith("network.")}
+
+
 class MarkStdio:
     """Wraps the SDK's `stdio_server()` context manager: what is served inside it is served over a pipe.
 

@@ -24,7 +24,12 @@ from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._message import Message
 from opentelemetry_instrumentation_mcp._operation import Handling, Operation, Telemetry
 from opentelemetry_instrumentation_mcp._session import session_state
-from opentelemetry_instrumentation_mcp._transport import http_server_attributes, stdio_attributes
+from opentelemetry_instrumentation_mcp._transport import (
+    Attributes,
+    http_server_attributes,
+    network_attributes,
+    stdio_attributes,
+)
 
 ServerResponder = RequestResponder[types.ClientRequest, types.ServerResult]
 
@@ -50,8 +55,13 @@ def _http_request(metadata: object) -> Any:
     return metadata.request_context if isinstance(metadata, ServerMessageMetadata) else None
 
 
-def _transport(request: Any) -> dict[str, Any]:
-    return http_server_attributes(request) if request is not None else dict(stdio_attributes())
+def _transport(session: ServerSession, request: Any) -> Attributes:
+    """The transport attributes of a request; the session keeps their `network.*` part for notifications."""
+    if request is None:
+        return dict(stdio_attributes())
+    attributes = http_server_attributes(request)
+    session_state(session).network = network_attributes(attributes)
+    return attributes
 
 
 def _protocol_version(session: ServerSession, request: Any) -> str | None:
@@ -79,19 +89,21 @@ def _describe_request(responder: ServerResponder, session: ServerSession) -> Mes
         name=getattr(params, "name", None),
         uri=getattr(params, "uri", None),
         protocol_version=None if request.method == "initialize" else _protocol_version(session, http),
-        transport=_transport(http),
+        transport=_transport(session, http),
     )
 
 
 def _describe_notification(notification: types.ClientNotification, session: ServerSession) -> Message:
+    """1.x drops a notification's transport metadata: the session's `network.*` stand in for it."""
     root = notification.root
     params = getattr(root, "params", None)
+    state = session_state(session)
     return Message(
         root.method,
         meta=_meta_fields(getattr(params, "meta", None)),
         uri=getattr(params, "uri", None),
-        protocol_version=session_state(session).protocol_version,
-        transport=dict(stdio_attributes()),
+        protocol_version=state.protocol_version,
+        transport=stdio_attributes() or state.network,
     )
 
 

@@ -107,3 +107,17 @@ async def raw_peer(app: Any, *, initialize: bool = True) -> AsyncIterator[RawPee
                 await peer.initialize()
             yield peer
             group.cancel_scope.cancel()
+
+
+def streamable_http_app(app: Any, *, stateless: bool, json_response: bool) -> Any:
+    """The Starlette app serving a high-level app over streamable HTTP at /mcp."""
+    if MCP1:
+        app.settings.stateless_http = stateless
+        app.settings.json_response = json_response
+        return app.streamable_http_app()
+    return app.streamable_http_app(stateless_http=stateless, json_response=json_response)
+
+
+def sse_app(app: Any) -> Any:
+    """The Starlette app serving a high-level app over SSE: GET /sse, POST /messages/."""
+    return app.sse_app()

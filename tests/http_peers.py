@@ -1,0 +1,170 @@
+"""uvicorn on 127.0.0.1 in a thread, and raw HTTP clients of its streamable HTTP and SSE endpoints."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+
+from tests.mcp_compat import HANDSHAKE_VERSION
+
+ACCEPT = "application/json, text/event-stream"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(asgi_app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 for the duration; yield its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        asgi_app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def sse_messages(text: str) -> list[dict[str, Any]]:
+    """The JSON-RPC messages in an SSE body."""
+    return [json.loads(line[len("data:") :]) for line in text.splitlines() if line.startswith("data:") and line[5:].strip()]
+
+
+class StreamableHttpPeer:
+    """A raw streamable HTTP client: one POST per message, the session id echoed once the server assigns one."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self.client = httpx.Client(base_url=url, timeout=10, follow_redirects=True)
+        self.session_id: str | None = None
+        self.headers = dict(headers or {})
+        self._ids = itertools.count(1)
+
+    def post(self, payload: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
+        all_headers = {"Accept": ACCEPT, "Content-Type": "application/json", **self.headers, **(headers or {})}
+        if self.session_id is not None:
+            all_headers["mcp-session-id"] = self.session_id
+        response = self.client.post("/mcp", content=json.dumps(payload), headers=all_headers)
+        self.session_id = response.headers.get("mcp-session-id", self.session_id)
+        return response
+
+    def request(self, method: str, params: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
+        request_id = next(self._ids)
+        payload: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            payload["params"] = params
+        response = self.post(payload, headers)
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            messages = sse_messages(response.text)
+        else:
+            messages = [response.json()]
+        [answer] = [message for message in messages if message.get("id") == request_id]
+        return answer
+
+    def notify(self, method: str, params: dict[str, Any] | None = None) -> int:
+        payload: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            payload["params"] = params
+        return self.post(payload).status_code
+
+    def initialize(self, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "protocolVersion": HANDSHAKE_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "raw-http", "version": "1"},
+        }
+        if meta is not None:
+            params["_meta"] = meta
+        answer = self.request("initialize", params)
+        self.headers["mcp-protocol-version"] = answer["result"]["protocolVersion"]
+        assert self.notify("notifications/initialized") == 202
+        return answer
+
+    def close(self) -> None:
+        if self.session_id is not None:
+            self.client.delete("/mcp", headers={"mcp-session-id": self.session_id})
+        self.client.close()
+
+
+class SsePeer:
+    """A raw client of the SSE transport: answers arrive on the GET /sse stream, read by a thread."""
+
+    def __init__(self, url: str) -> None:
+        self.client = httpx.Client(base_url=url, timeout=10)
+        self._inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._endpoint: queue.Queue[str] = queue.Queue()
+        self._ids = itertools.count(1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+        self.messages_path = self._endpoint.get(timeout=10)
+
+    def _listen(self) -> None:
+        try:
+            self._read_stream()
+        except httpx.HTTPError:
+            if not self._stop.is_set():
+                raise
+
+    def _read_stream(self) -> None:
+        with self.client.stream("GET", "/sse", headers={"Accept": "text/event-stream"}) as response:
+            event = ""
+            for line in response.iter_lines():
+                if self._stop.is_set():
+                    return
+                if line.startswith("event:"):
+                    event = line[len("event:") :].strip()
+                elif line.startswith("data:"):
+                    data = line[len("data:") :].strip()
+                    if event == "endpoint":
+                        self._endpoint.put(data)
+                    else:
+                        self._inbox.put(json.loads(data))
+
+    def send(self, payload: dict[str, Any]) -> None:
+        response = self.client.post(self.messages_path, content=json.dumps(payload), headers={"Content-Type": "application/json"})
+        assert response.status_code == 202, response.text
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        request_id = next(self._ids)
+        payload: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            payload["params"] = params
+        self.send(payload)
+        while True:
+            message = self._inbox.get(timeout=10)
+            if message.get("id") == request_id:
+                return message
+
+    def initialize(self) -> dict[str, Any]:
+        answer = self.request(
+            "initialize",
+            {"protocolVersion": HANDSHAKE_VERSION, "capabilities": {}, "clientInfo": {"name": "raw-sse", "version": "1"}},
+        )
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return answer
+
+    def close(self) -> None:
+        self._stop.set()
+        self.client.close()

@@ -1,0 +1,113 @@
+"""Streamable HTTP (stateful and stateless, JSON and SSE responses) and SSE, served by uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from tests.apps import reference_app
+from tests.conftest import ours
+from tests.http_peers import SsePeer, StreamableHttpPeer, serving
+from tests.mcp_compat import HANDSHAKE_VERSION, MCP1, sse_app, streamable_http_app
+from tests.test_server_spans import PARENT_ID, TRACE_ID, TRACEPARENT
+
+
+def assert_http_attributes(span: ReadableSpan, *, stateless: bool = False) -> None:
+    attributes = dict(span.attributes or {})
+    assert span.kind is SpanKind.SERVER
+    if MCP1 and "jsonrpc.request.id" not in attributes:
+        # mcp 1.x drops a notification's HTTP request: the session's own network facts stand in, when it has any
+        network = {"network.transport": "tcp", "network.protocol.name": "http", "network.protocol.version": "1.1"}
+        assert {key: value for key, value in attributes.items() if key.startswith(("network.", "client."))} == (
+            {} if stateless else network
+        )
+        return
+    assert attributes["network.transport"] == "tcp"
+    assert attributes["network.protocol.name"] == "http"
+    assert attributes["network.protocol.version"] == "1.1"
+    assert attributes["client.address"] == "127.0.0.1"
+    assert isinstance(attributes["client.port"], int) and attributes["client.port"] > 0
+
+
+def names(spans: list[ReadableSpan]) -> list[str]:
+    return [span.name for span in spans]
+
+
+@pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
+@pytest.mark.parametrize("json_response", [False, True], ids=["sse-response", "json-response"])
+def test_streamable_http(instrumented: InMemorySpanExporter, stateless: bool, json_response: bool) -> None:
+    asgi = streamable_http_app(reference_app(), stateless=stateless, json_response=json_response)
+    with serving(asgi) as url:
+        peer = StreamableHttpPeer(url)
+        peer.initialize()
+        answer = peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}, "_meta": {"traceparent": TRACEPARENT}})
+        assert answer["result"]["isError"] is False
+        failing = peer.request("tools/call", {"name": "explode", "arguments": {}})
+        assert failing["result"]["isError"] is True
+        assert "result" in peer.request("ping")
+        peer.close()
+    spans = ours(instrumented)
+    assert names(spans) == [
+        "initialize",
+        "notifications/initialized",
+        "tools/call add",
+        "tools/call explode",
+        "ping",
+    ]
+    for span in spans:
+        assert_http_attributes(span, stateless=stateless)
+        lost = MCP1 and stateless and span.name.startswith("notifications/")  # a fresh 1.x session, never told
+        assert dict(span.attributes or {}).get("mcp.protocol.version") == (None if lost else HANDSHAKE_VERSION)
+    tool = spans[2]
+    assert tool.parent is not None and format(tool.parent.span_id, "016x") == PARENT_ID
+    assert format(tool.context.trace_id, "032x") == TRACE_ID
+    assert {key: value for key, value in (tool.attributes or {}).items() if not key.startswith(("network.", "client."))} == {
+        "mcp.method.name": "tools/call",
+        "jsonrpc.request.id": "2",
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "add",
+        "mcp.protocol.version": HANDSHAKE_VERSION,
+    }
+    compute = [span for span in instrumented.get_finished_spans() if span.name == "add.compute"]
+    assert [span.parent.span_id if span.parent else None for span in compute] == [tool.context.span_id]
+    assert (spans[3].status.status_code, dict(spans[3].attributes or {})["error.type"]) == (StatusCode.ERROR, "tool_error")
+
+
+def test_sse_transport(instrumented: InMemorySpanExporter) -> None:
+    with serving(sse_app(reference_app())) as url:
+        peer = SsePeer(url)
+        peer.initialize()
+        answer = peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}, "_meta": {"traceparent": TRACEPARENT}})
+        assert answer["result"]["isError"] is False
+        peer.close()
+    spans = ours(instrumented)
+    requests = [span for span in spans if span.name in ("initialize", "tools/call add")]
+    assert names(requests) == ["initialize", "tools/call add"]
+    for span in requests:
+        assert_http_attributes(span)
+    tool = requests[1]
+    assert tool.parent is not None and format(tool.parent.span_id, "016x") == PARENT_ID
+
+
+def test_http_answers_are_the_same_uninstrumented(exporter: InMemorySpanExporter) -> None:
+    def converse() -> list[Any]:
+        with serving(streamable_http_app(reference_app(), stateless=False, json_response=True)) as url:
+            peer = StreamableHttpPeer(url)
+            answers: list[Any] = [peer.initialize()["result"]]
+            for meta in ({"traceparent": TRACEPARENT}, {"traceparent": 1}, {"baggage": ["x"]}, None):
+                answers.append(peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}, "_meta": meta}))
+            peer.close()
+            return answers
+
+    from opentelemetry_instrumentation_mcp import McpInstrumentor
+
+    plain = converse()
+    McpInstrumentor().instrument()
+    try:
+        assert converse() == plain
+    finally:
+        McpInstrumentor().uninstrument()
