@@ -19,9 +19,10 @@ On mcp 2.x, which traces itself, the SDK's own server spans are replaced by ours
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Collection
 from importlib import metadata
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -43,14 +44,14 @@ class _Patches(Protocol):
 
 
 def _sdk_patches(telemetry: Telemetry) -> _Patches:
-    """The one seam between SDK generations: the patch set for the installed mcp."""
-    if metadata.version("mcp").startswith("1."):
-        from opentelemetry_instrumentation_mcp import _v1  # noqa: PLC0415 - imports mcp 1.x
+    """The one seam between SDK generations: the patch set for the installed mcp (`_v1` or `_v2`).
 
-        return _v1.Patches(telemetry)
-    from opentelemetry_instrumentation_mcp import _v2  # noqa: PLC0415 - imports mcp 2.x
-
-    return _v2.Patches(telemetry)
+    Imported by name at run time: each module imports its own generation of the SDK, and each is type-checked
+    against that generation only.
+    """
+    generation = "_v1" if metadata.version("mcp").startswith("1.") else "_v2"
+    module = importlib.import_module(f"{__name__}.{generation}")
+    return cast(_Patches, module.Patches(telemetry))
 
 
 class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]

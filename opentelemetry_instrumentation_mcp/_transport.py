@@ -10,6 +10,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
 
+from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
 from opentelemetry.semconv.attributes.network_attributes import (
     NETWORK_PROTOCOL_NAME,
@@ -17,7 +18,6 @@ from opentelemetry.semconv.attributes.network_attributes import (
     NETWORK_TRANSPORT,
     NetworkTransportValues,
 )
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 

@@ -116,8 +116,9 @@ def _record_response(responding: _Responding, response: object) -> None:
         return
     result = getattr(response, "root", response)
     if isinstance(result, types.InitializeResult):
-        session_state(responding.session).protocol_version = result.protocolVersion
-        operation.set_protocol_version(result.protocolVersion)
+        version = str(result.protocolVersion)
+        session_state(responding.session).protocol_version = version
+        operation.set_protocol_version(version)
     elif isinstance(result, types.CallToolResult) and result.isError:
         operation.tool_error()
 
@@ -131,7 +132,9 @@ def _capture_response(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs
     return wrapped(*args, **kwargs)
 
 
-def _bind_handle_message(message: object, session: ServerSession, *args: Any, **kwargs: Any) -> tuple[object, ServerSession]:
+def _bind_handle_message(
+    message: object, session: ServerSession, *args: Any, **kwargs: Any
+) -> tuple[object, ServerSession]:
     return message, session
 
 

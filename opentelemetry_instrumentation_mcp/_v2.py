@@ -52,13 +52,13 @@ def _record_result(operation: Operation, runner: ServerRunner[Any], method: str,
         operation.tool_error()
 
 
-def _bind_message(dctx: DispatchContext[Any], method: str, params: object = None) -> tuple[DispatchContext[Any], str, object]:
+def _bind_message(
+    dctx: DispatchContext[Any], method: str, params: object = None
+) -> tuple[DispatchContext[Any], str, object]:
     return dctx, method, params
 
 
-def _mute_sdk_span(
-    wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Awaitable[Any]:
+def _mute_sdk_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
     """The SDK's middleware, reduced to calling the rest of the chain."""
     return _call_next(*args, **kwargs)
 

@@ -53,8 +53,6 @@ def reference_app(**settings: Any) -> Any:
     return app
 
 
-
-
 def raising_lowlevel_app() -> Any:
     """A low-level server whose `resources/read` handler raises a plain exception."""
     from mcp.server.lowlevel.server import Server

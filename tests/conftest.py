@@ -49,5 +49,6 @@ def ours(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     return [
         span
         for span in exporter.get_finished_spans()
-        if span.instrumentation_scope is not None and span.instrumentation_scope.name == "opentelemetry_instrumentation_mcp"
+        if span.instrumentation_scope is not None
+        and span.instrumentation_scope.name == "opentelemetry_instrumentation_mcp"
     ]

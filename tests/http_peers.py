@@ -49,7 +49,9 @@ def serving(asgi_app: Any) -> Iterator[str]:
 
 def sse_messages(text: str) -> list[dict[str, Any]]:
     """The JSON-RPC messages in an SSE body."""
-    return [json.loads(line[len("data:") :]) for line in text.splitlines() if line.startswith("data:") and line[5:].strip()]
+    return [
+        json.loads(line[len("data:") :]) for line in text.splitlines() if line.startswith("data:") and line[5:].strip()
+    ]
 
 
 class StreamableHttpPeer:
@@ -143,7 +145,9 @@ class SsePeer:
                         self._inbox.put(json.loads(data))
 
     def send(self, payload: dict[str, Any]) -> None:
-        response = self.client.post(self.messages_path, content=json.dumps(payload), headers={"Content-Type": "application/json"})
+        response = self.client.post(
+            self.messages_path, content=json.dumps(payload), headers={"Content-Type": "application/json"}
+        )
         assert response.status_code == 202, response.text
 
     def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -160,7 +164,11 @@ class SsePeer:
     def initialize(self) -> dict[str, Any]:
         answer = self.request(
             "initialize",
-            {"protocolVersion": HANDSHAKE_VERSION, "capabilities": {}, "clientInfo": {"name": "raw-sse", "version": "1"}},
+            {
+                "protocolVersion": HANDSHAKE_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "raw-sse", "version": "1"},
+            },
         )
         self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return answer

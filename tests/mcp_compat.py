@@ -99,9 +99,7 @@ async def raw_peer(app: Any, *, initialize: bool = True) -> AsyncIterator[RawPee
         client_read, client_write = client_streams
         server_read, server_write = server_streams
         async with anyio.create_task_group() as group:
-            group.start_soon(
-                lambda: server.run(server_read, server_write, server.create_initialization_options())
-            )
+            group.start_soon(lambda: server.run(server_read, server_write, server.create_initialization_options()))
             peer = RawPeer(client_write, client_read)
             if initialize:
                 await peer.initialize()

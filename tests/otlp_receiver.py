@@ -58,14 +58,7 @@ __all__ = [
 ]
 
 AttributeValue: TypeAlias = (
-    str
-    | bool
-    | int
-    | float
-    | bytes
-    | None
-    | tuple["AttributeValue", ...]
-    | dict[str, "AttributeValue"]
+    str | bool | int | float | bytes | tuple["AttributeValue", ...] | dict[str, "AttributeValue"] | None
 )
 """A decoded OTLP ``AnyValue``: arrays become tuples, kvlists dicts, an empty value None."""
 Attributes: TypeAlias = dict[str, AttributeValue]
@@ -172,16 +165,10 @@ def _spans(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
             span_id=span.span_id.hex(),
             parent_span_id=_hex_id(span.parent_span_id),
             attributes=_attributes(span.attributes),
-            status_code=Status.StatusCode.Name(span.status.code).removeprefix(
-                "STATUS_CODE_"
-            ),
+            status_code=Status.StatusCode.Name(span.status.code).removeprefix("STATUS_CODE_"),
             status_description=span.status.message,
-            links=tuple(
-                (link.trace_id.hex(), link.span_id.hex()) for link in span.links
-            ),
-            events=tuple(
-                (event.name, _attributes(event.attributes)) for event in span.events
-            ),
+            links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in span.links),
+            events=tuple((event.name, _attributes(event.attributes)) for event in span.events),
             resource=_attributes(resource_spans.resource.attributes),
             scope_name=scope_spans.scope.name,
             start_time_unix_nano=span.start_time_unix_nano,
@@ -196,15 +183,11 @@ def _spans(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
 def _data_points(metric: Metric) -> tuple[ReceivedDataPoint, ...]:
     data_type = metric.WhichOneof("data")
     if data_type in ("sum", "gauge"):
-        number_points = (
-            metric.sum.data_points if data_type == "sum" else metric.gauge.data_points
-        )
+        number_points = metric.sum.data_points if data_type == "sum" else metric.gauge.data_points
         return tuple(
             ReceivedDataPoint(
                 _attributes(point.attributes),
-                point.as_int
-                if point.WhichOneof("value") == "as_int"
-                else point.as_double,
+                point.as_int if point.WhichOneof("value") == "as_int" else point.as_double,
             )
             for point in number_points
         )
@@ -315,14 +298,8 @@ class _Signal(Generic[T]):
             while (result := check()) is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    wanted = (
-                        f"at least {condition}"
-                        if isinstance(condition, int)
-                        else "a matching item"
-                    )
-                    received = (
-                        "".join(f"\n  - {item!r}" for item in self._items) or " nothing"
-                    )
+                    wanted = f"at least {condition}" if isinstance(condition, int) else "a matching item"
+                    received = "".join(f"\n  - {item!r}" for item in self._items) or " nothing"
                     raise AssertionError(
                         f"timed out after {timeout}s waiting for {wanted} of {self._label}; "
                         f"received {len(self._items)}:{received}"
@@ -353,15 +330,11 @@ class _OtlpHttpHandler(BaseHTTPRequestHandler):
             return
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
         if content_type != "application/x-protobuf":
-            self.send_error(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"unsupported {content_type!r}"
-            )
+            self.send_error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"unsupported {content_type!r}")
             return
         encoding = self.headers.get("Content-Encoding", "identity").lower()
         if encoding not in ("identity", "gzip"):
-            self.send_error(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"unsupported {encoding!r}"
-            )
+            self.send_error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"unsupported {encoding!r}")
             return
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         try:
@@ -409,21 +382,15 @@ class OtlpReceiver:
         self._metrics = _Signal[ReceivedMetric]("metrics")
         self._logs = _Signal[ReceivedLog]("logs")
 
-    def _receive_traces(
-        self, request: ExportTraceServiceRequest
-    ) -> ExportTraceServiceResponse:
+    def _receive_traces(self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse:
         self._spans.add(_spans(request))
         return ExportTraceServiceResponse()
 
-    def _receive_metrics(
-        self, request: ExportMetricsServiceRequest
-    ) -> ExportMetricsServiceResponse:
+    def _receive_metrics(self, request: ExportMetricsServiceRequest) -> ExportMetricsServiceResponse:
         self._metrics.add(_metrics(request))
         return ExportMetricsServiceResponse()
 
-    def _receive_logs(
-        self, request: ExportLogsServiceRequest
-    ) -> ExportLogsServiceResponse:
+    def _receive_logs(self, request: ExportLogsServiceRequest) -> ExportLogsServiceResponse:
         self._logs.add(_logs(request))
         return ExportLogsServiceResponse()
 
@@ -493,18 +460,14 @@ class OtlpReceiver:
     def endpoint(self) -> str:
         """Base URL of the HTTP receiver, ``http://127.0.0.1:PORT``; append ``/v1/traces`` etc."""
         if self._http is None:
-            raise RuntimeError(
-                "OtlpReceiver is not running; use it as a context manager"
-            )
+            raise RuntimeError("OtlpReceiver is not running; use it as a context manager")
         return f"http://127.0.0.1:{self._http.server_address[1]}"
 
     @property
     def grpc_endpoint(self) -> str:
         """Target of the plaintext gRPC receiver, ``http://127.0.0.1:PORT``."""
         if self._grpc_server is None:
-            raise RuntimeError(
-                "gRPC is not running; use `with OtlpReceiver(grpc=True)`"
-            )
+            raise RuntimeError("gRPC is not running; use `with OtlpReceiver(grpc=True)`")
         return f"http://127.0.0.1:{self._grpc_port}"
 
     @property
@@ -522,9 +485,7 @@ class OtlpReceiver:
         """Snapshot of all log records received so far."""
         return self._logs.snapshot()
 
-    def wait_for_spans(
-        self, condition: WaitCondition[ReceivedSpan] = 1, timeout: float = 10.0
-    ) -> list[ReceivedSpan]:
+    def wait_for_spans(self, condition: WaitCondition[ReceivedSpan] = 1, timeout: float = 10.0) -> list[ReceivedSpan]:
         """Wait until spans arrive, or raise AssertionError listing what did arrive.
 
         An int ``n`` waits for at least ``n`` spans and returns all of them; a predicate
@@ -538,9 +499,7 @@ class OtlpReceiver:
         """Like `wait_for_spans`, for metrics."""
         return self._metrics.wait(condition, timeout)
 
-    def wait_for_logs(
-        self, condition: WaitCondition[ReceivedLog] = 1, timeout: float = 10.0
-    ) -> list[ReceivedLog]:
+    def wait_for_logs(self, condition: WaitCondition[ReceivedLog] = 1, timeout: float = 10.0) -> list[ReceivedLog]:
         """Like `wait_for_spans`, for log records."""
         return self._logs.wait(condition, timeout)
 

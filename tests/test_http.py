@@ -30,7 +30,8 @@ def assert_http_attributes(span: ReadableSpan, *, stateless: bool = False) -> No
     assert attributes["network.protocol.name"] == "http"
     assert attributes["network.protocol.version"] == "1.1"
     assert attributes["client.address"] == "127.0.0.1"
-    assert isinstance(attributes["client.port"], int) and attributes["client.port"] > 0
+    assert isinstance(attributes["client.port"], int)
+    assert attributes["client.port"] > 0
 
 
 def names(spans: list[ReadableSpan]) -> list[str]:
@@ -44,7 +45,9 @@ def test_streamable_http(instrumented: InMemorySpanExporter, stateless: bool, js
     with serving(asgi) as url:
         peer = StreamableHttpPeer(url)
         peer.initialize()
-        answer = peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}, "_meta": {"traceparent": TRACEPARENT}})
+        answer = peer.request(
+            "tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}, "_meta": {"traceparent": TRACEPARENT}}
+        )
         assert answer["result"]["isError"] is False
         failing = peer.request("tools/call", {"name": "explode", "arguments": {}})
         assert failing["result"]["isError"] is True
@@ -63,9 +66,12 @@ def test_streamable_http(instrumented: InMemorySpanExporter, stateless: bool, js
         lost = MCP1 and stateless and span.name.startswith("notifications/")  # a fresh 1.x session, never told
         assert dict(span.attributes or {}).get("mcp.protocol.version") == (None if lost else HANDSHAKE_VERSION)
     tool = spans[2]
-    assert tool.parent is not None and format(tool.parent.span_id, "016x") == PARENT_ID
+    assert tool.parent is not None
+    assert format(tool.parent.span_id, "016x") == PARENT_ID
     assert format(tool.context.trace_id, "032x") == TRACE_ID
-    assert {key: value for key, value in (tool.attributes or {}).items() if not key.startswith(("network.", "client."))} == {
+    assert {
+        key: value for key, value in (tool.attributes or {}).items() if not key.startswith(("network.", "client."))
+    } == {
         "mcp.method.name": "tools/call",
         "jsonrpc.request.id": "2",
         "gen_ai.operation.name": "execute_tool",
@@ -74,14 +80,19 @@ def test_streamable_http(instrumented: InMemorySpanExporter, stateless: bool, js
     }
     compute = [span for span in instrumented.get_finished_spans() if span.name == "add.compute"]
     assert [span.parent.span_id if span.parent else None for span in compute] == [tool.context.span_id]
-    assert (spans[3].status.status_code, dict(spans[3].attributes or {})["error.type"]) == (StatusCode.ERROR, "tool_error")
+    assert (spans[3].status.status_code, dict(spans[3].attributes or {})["error.type"]) == (
+        StatusCode.ERROR,
+        "tool_error",
+    )
 
 
 def test_sse_transport(instrumented: InMemorySpanExporter) -> None:
     with serving(sse_app(reference_app())) as url:
         peer = SsePeer(url)
         peer.initialize()
-        answer = peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}, "_meta": {"traceparent": TRACEPARENT}})
+        answer = peer.request(
+            "tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}, "_meta": {"traceparent": TRACEPARENT}}
+        )
         assert answer["result"]["isError"] is False
         peer.close()
     spans = ours(instrumented)
@@ -90,7 +101,8 @@ def test_sse_transport(instrumented: InMemorySpanExporter) -> None:
     for span in requests:
         assert_http_attributes(span)
     tool = requests[1]
-    assert tool.parent is not None and format(tool.parent.span_id, "016x") == PARENT_ID
+    assert tool.parent is not None
+    assert format(tool.parent.span_id, "016x") == PARENT_ID
 
 
 def test_http_answers_are_the_same_uninstrumented(exporter: InMemorySpanExporter) -> None:
@@ -99,7 +111,9 @@ def test_http_answers_are_the_same_uninstrumented(exporter: InMemorySpanExporter
             peer = StreamableHttpPeer(url)
             answers: list[Any] = [peer.initialize()["result"]]
             for meta in ({"traceparent": TRACEPARENT}, {"traceparent": 1}, {"baggage": ["x"]}, None):
-                answers.append(peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}, "_meta": meta}))
+                answers.append(
+                    peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}, "_meta": meta})
+                )
             peer.close()
             return answers
 

@@ -6,12 +6,12 @@ import json
 import logging
 import subprocess
 import sys
-import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -79,7 +79,8 @@ def test_uninstrument_restores_every_target_exactly() -> None:
         instrumentor.instrument()
         for owner, attribute, original in originals:
             wrapper = current(owner, attribute)
-            assert wrapper is not original and wrapper.__wrapped__ is original, (owner, attribute)
+            assert wrapper is not original, (owner, attribute)
+            assert wrapper.__wrapped__ is original, (owner, attribute)
         instrumentor.instrument()  # a second call is a no-op: no wrapper around the wrapper
         for owner, attribute, original in originals:
             assert current(owner, attribute).__wrapped__ is original, (owner, attribute)
@@ -90,7 +91,10 @@ def test_uninstrument_restores_every_target_exactly() -> None:
 
 async def ping_twice(app: Any) -> list[dict[str, Any]]:
     async with raw_peer(app) as peer:
-        return [await peer.request("ping"), await peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}})]
+        return [
+            await peer.request("ping"),
+            await peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}}),
+        ]
 
 
 @pytest.mark.anyio

@@ -62,7 +62,8 @@ async def test_tool_call_is_the_active_span_of_its_handler(instrumented: InMemor
     }
     assert tool.status.status_code is StatusCode.UNSET
     compute = only(list(spans), "add.compute")
-    assert compute.parent is not None and compute.parent.span_id == tool.context.span_id
+    assert compute.parent is not None
+    assert compute.parent.span_id == tool.context.span_id
     assert compute.context.trace_id == tool.context.trace_id
 
 
@@ -71,7 +72,8 @@ async def test_tool_that_raises_is_a_tool_error(instrumented: InMemorySpanExport
         response = await peer.request("tools/call", {"name": "explode", "arguments": {}})
     assert response["result"]["isError"] is True
     tool = only(ours(instrumented), "tools/call explode")
-    assert tool.attributes is not None and tool.attributes["error.type"] == "tool_error"
+    assert tool.attributes is not None
+    assert tool.attributes["error.type"] == "tool_error"
     assert tool.status.status_code is StatusCode.ERROR
 
 
@@ -136,7 +138,8 @@ async def test_notification_after_initialization(instrumented: InMemorySpanExpor
     span = only(ours(instrumented), "notifications/roots/list_changed")
     assert span.kind is SpanKind.SERVER
     assert dict(span.attributes or {}) == base("notifications/roots/list_changed", None)
-    assert span.parent is not None and format(span.parent.span_id, "016x") == PARENT_ID
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == PARENT_ID
     assert format(span.context.trace_id, "032x") == TRACE_ID
 
 
@@ -146,7 +149,8 @@ async def test_parent_comes_from_the_request_meta(instrumented: InMemorySpanExpo
             "tools/call", {"name": "current_trace", "arguments": {}, "_meta": {"traceparent": TRACEPARENT}}
         )
     tool = only(ours(instrumented), "tools/call current_trace")
-    assert tool.parent is not None and tool.parent.is_remote
+    assert tool.parent is not None
+    assert tool.parent.is_remote
     assert format(tool.parent.span_id, "016x") == PARENT_ID
     assert format(tool.context.trace_id, "032x") == TRACE_ID
     seen_by_handler = response["result"]["content"][0]["text"]

@@ -27,7 +27,8 @@ class StdioPeer:
     """A raw JSON-RPC client of a server process, one JSON message per line."""
 
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
-        self._stderr = tempfile.TemporaryFile(mode="w+")  # a pipe left unread would block a chatty server
+        # a pipe left unread would block a chatty server: stderr goes to a file, read back by close()
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
         )
@@ -108,7 +109,9 @@ def test_zero_code_stdio_server(receiver: OtlpReceiver) -> None:
     receiver.clear()
     peer = instrumented_server(receiver)
     peer.initialize()
-    answer = peer.request("tools/call", {"name": "add", "arguments": {"a": 2, "b": 2}, "_meta": {"traceparent": TRACEPARENT}})
+    answer = peer.request(
+        "tools/call", {"name": "add", "arguments": {"a": 2, "b": 2}, "_meta": {"traceparent": TRACEPARENT}}
+    )
     assert answer["result"]["content"][0]["text"] == "4"
     assert peer.request("tools/call", {"name": "explode", "arguments": {}})["result"]["isError"] is True
     peer.request("ping")
