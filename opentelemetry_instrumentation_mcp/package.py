@@ -1,3 +1,3 @@
 """The mcp releases this instrumentation supports (kept equal to pyproject's `instruments` extra)."""
 
-_instruments = ("mcp >= 1.10.0, < 3",)
+_instruments = ("mcp >= 1.9.4, < 3",)

@@ -29,6 +29,11 @@ def free_port() -> int:
 @contextmanager
 def serving(asgi_app: Any) -> Iterator[str]:
     """Serve an ASGI app with uvicorn on 127.0.0.1 for the duration; yield its base URL."""
+    # sse-starlette 2.x keeps one exit event, bound to the first event loop that used it: each server has its own
+    from sse_starlette.sse import AppStatus
+
+    if hasattr(AppStatus, "should_exit_event"):
+        AppStatus.should_exit_event = None
     port = free_port()
     config = uvicorn.Config(
         asgi_app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1

@@ -421,10 +421,10 @@ class OtlpReceiver:
         return self
 
     def _start_grpc(self) -> None:
-        import grpc
-        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+        import grpc  # noqa: PLC0415 - grpcio only when gRPC is asked for
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc  # noqa: PLC0415
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc  # noqa: PLC0415
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc  # noqa: PLC0415
 
         server = grpc.server(ThreadPoolExecutor(max_workers=4))
         # The generated *_pb2_grpc modules are untyped.
