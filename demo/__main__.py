@@ -16,7 +16,7 @@ import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from demo.receiver import OtlpReceiver
+from demo.receiver import OtlpReceiver, ReceivedSpan
 from demo.tree import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,18 +44,24 @@ def server_parameters(endpoint: str) -> StdioServerParameters:
     )
 
 
-async def converse(parameters: StdioServerParameters) -> str:
+async def converse(receiver: OtlpReceiver) -> str:
+    parameters = server_parameters(receiver.endpoint)
     async with stdio_client(parameters) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         result = await session.call_tool("search", {"query": "Distributed Tracing"})
+        # stay connected until the server has exported the call: some SDK versions kill the server on exit
+        await anyio.to_thread.run_sync(lambda: receiver.wait_for_spans(_is_tool_call, 15))
         return str(result.content[0].text)  # type: ignore[union-attr]
+
+
+def _is_tool_call(span: ReceivedSpan) -> bool:
+    return span.name == "tools/call search"
 
 
 def main() -> None:
     with OtlpReceiver() as receiver:
-        answer = anyio.run(converse, server_parameters(receiver.endpoint))
-        spans = receiver.wait_for_spans(lambda span: span.name == "search backend", timeout=15)
-        spans = receiver.wait_for_spans(6, timeout=5)
+        answer = anyio.run(converse, receiver)
+        spans = receiver.spans
     print(f"tool answered: {answer}\n")
     print(render(spans))
 

@@ -8,13 +8,14 @@ calls the next middleware while we are instrumented.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from mcp.server.runner import ServerRunner
 from mcp.shared.dispatcher import DispatchContext
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation, unwrap
 from wrapt import wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._guard import guarded
@@ -23,6 +24,9 @@ from opentelemetry_instrumentation_mcp._operation import Handling, Operation, Te
 from opentelemetry_instrumentation_mcp._transport import http_server_attributes, stdio_attributes
 
 _SDK_MIDDLEWARE_MODULE = "mcp.server._otel"
+_MODERN_HTTP_MODULE = "mcp.server._streamable_http_modern"
+_SELF_QUERY = "_tool_input_schema"
+"""The modern HTTP entry's own `tools/list` walk (to validate `Mcp-Param-*` headers): not an inbound message."""
 
 
 def _error_code(exc: BaseException) -> tuple[int, str] | None:
@@ -67,6 +71,11 @@ def _call_next(ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Awaitabl
     return call_next(ctx)
 
 
+async def _untraced(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    with suppress_instrumentation():
+        return await wrapped(*args, **kwargs)
+
+
 class Patches:
     """The wrappers this package puts on mcp 2.x, and their removal."""
 
@@ -77,13 +86,13 @@ class Patches:
         wrap_function_wrapper("mcp.server.runner", "ServerRunner._on_request", self._on_request)
         wrap_function_wrapper("mcp.server.runner", "ServerRunner._on_notify", self._on_notify)
         wrap_function_wrapper(_SDK_MIDDLEWARE_MODULE, "OpenTelemetryMiddleware.__call__", _mute_sdk_span)
+        wrap_function_wrapper(_MODERN_HTTP_MODULE, _SELF_QUERY, _untraced)
 
     def remove(self) -> None:
-        from mcp.server._otel import OpenTelemetryMiddleware  # noqa: PLC0415 - the SDK's private module
-
         unwrap(ServerRunner, "_on_request")
         unwrap(ServerRunner, "_on_notify")
-        unwrap(OpenTelemetryMiddleware, "__call__")
+        unwrap(importlib.import_module(_SDK_MIDDLEWARE_MODULE).OpenTelemetryMiddleware, "__call__")
+        unwrap(importlib.import_module(_MODERN_HTTP_MODULE), _SELF_QUERY)
 
     async def _on_request(
         self, wrapped: Any, instance: ServerRunner[Any], args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -46,6 +46,7 @@ def patched_targets() -> list[tuple[Any, str]]:
             (ServerSession, "_received_request"),
             (RequestResponder, "respond"),
         ]
+    from mcp.server import _streamable_http_modern
     from mcp.server._otel import OpenTelemetryMiddleware
     from mcp.server.runner import ServerRunner
 
@@ -54,6 +55,7 @@ def patched_targets() -> list[tuple[Any, str]]:
         (ServerRunner, "_on_request"),
         (ServerRunner, "_on_notify"),
         (OpenTelemetryMiddleware, "__call__"),
+        (_streamable_http_modern, "_tool_input_schema"),
     ]
 
 
