@@ -75,13 +75,12 @@ def message_attributes(message: Message) -> Attributes:
 class Operation:
     """The span of one MCP operation on one side, and what is known of its outcome."""
 
-    __slots__ = ("_ended", "_server", "context", "span")
+    __slots__ = ("_server", "context", "span")
 
     def __init__(self, span: Span, parent: Context, *, server: bool) -> None:
         self.span = span
         self.context = trace.set_span_in_context(span, parent)
         self._server = server
-        self._ended = False
 
     def set_protocol_version(self, version: object) -> None:
         """Record the negotiated protocol version, known only once `initialize` is answered."""
@@ -122,10 +121,7 @@ class Operation:
             self.failed(type(exc).__qualname__, str(exc) or None)
 
     def end(self) -> None:
-        """End the span (once)."""
-        if not self._ended:
-            self._ended = True
-            self.span.end()
+        self.span.end()
 
 
 class Telemetry:

@@ -164,9 +164,10 @@ class Patches:
     async def _handle_message(
         self, wrapped: Any, instance: Server[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        message, session = _bind_handle_message(*args, **kwargs)
-        if not is_instrumentation_enabled():
+        bound = guarded("reading a message", lambda: _bind_handle_message(*args, **kwargs), None)
+        if bound is None or not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
+        message, session = bound
         if isinstance(message, types.ClientNotification):
             with self._handling(lambda: _describe_notification(message, session)):
                 return await wrapped(*args, **kwargs)
@@ -177,8 +178,8 @@ class Patches:
     async def _received_request(
         self, wrapped: Any, instance: ServerSession, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        responder = _bind_received_request(*args, **kwargs)
-        if not is_instrumentation_enabled():
+        responder = guarded("reading a request", lambda: _bind_received_request(*args, **kwargs), None)
+        if responder is None or not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
         if responder.request.root.method == "initialize":
             return await self._respond_traced(responder, instance, wrapped, args, kwargs)

@@ -97,9 +97,10 @@ class Patches:
     async def _on_request(
         self, wrapped: Any, instance: ServerRunner[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if not is_instrumentation_enabled():
+        bound = guarded("reading a request", lambda: _bind_message(*args, **kwargs), None)
+        if bound is None or not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        dctx, method, params = _bind_message(*args, **kwargs)
+        dctx, method, params = bound
         with Handling(self._telemetry, lambda: _describe(instance, dctx, method, params), _error_code) as operation:
             result = await wrapped(*args, **kwargs)
             if operation is not None:
@@ -109,8 +110,9 @@ class Patches:
     async def _on_notify(
         self, wrapped: Any, instance: ServerRunner[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if not is_instrumentation_enabled():
+        bound = guarded("reading a notification", lambda: _bind_message(*args, **kwargs), None)
+        if bound is None or not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        dctx, method, params = _bind_message(*args, **kwargs)
+        dctx, method, params = bound
         with Handling(self._telemetry, lambda: _describe(instance, dctx, method, params), _error_code):
             return await wrapped(*args, **kwargs)

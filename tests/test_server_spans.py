@@ -256,3 +256,16 @@ async def test_sdk_server_spans_are_replaced_and_come_back(exporter: InMemorySpa
     expected = ["initialize", "notifications/initialized", "tools/call add"]
     assert ours_only == [(name, mine) for name in expected]
     assert sdk_only == [(name, sdk) for name in expected]
+
+
+async def test_request_before_initialize_is_the_callers_fault(instrumented: InMemorySpanExporter) -> None:
+    async with raw_peer(reference_app(), initialize=False) as peer:
+        answer = await peer.request("tools/list")
+    assert answer["error"]["code"] == -32602
+    [span] = ours(instrumented)
+    assert span.name == "tools/list"
+    assert span.kind is SpanKind.SERVER
+    attributes = dict(span.attributes or {})
+    assert attributes["rpc.response.status_code"] == "-32602"
+    assert "error.type" not in attributes
+    assert span.status.status_code is StatusCode.UNSET
