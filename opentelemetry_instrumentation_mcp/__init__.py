@@ -28,12 +28,15 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.semconv.schemas import Schemas
 
+from opentelemetry_instrumentation_mcp._config import incoming_context
+from opentelemetry_instrumentation_mcp._http import HttpPatch
 from opentelemetry_instrumentation_mcp._operation import Telemetry
+from opentelemetry_instrumentation_mcp._propagation import IncomingContext
 from opentelemetry_instrumentation_mcp._transport import StdioPatch
 from opentelemetry_instrumentation_mcp.package import _instruments
 from opentelemetry_instrumentation_mcp.version import __version__
 
-__all__ = ["McpInstrumentor", "__version__"]
+__all__ = ["IncomingContext", "McpInstrumentor", "__version__"]
 
 _SCHEMA_URL = list(Schemas)[-1].value
 
@@ -64,7 +67,8 @@ class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL)
-        self._patches = [_sdk_patches(Telemetry(tracer)), StdioPatch()]
+        telemetry = Telemetry(tracer, incoming_context(kwargs))
+        self._patches = [_sdk_patches(telemetry), StdioPatch(), HttpPatch()]
         for patches in self._patches:
             patches.apply()
 

@@ -5,7 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
+
+from opentelemetry_instrumentation_mcp._session import SessionState
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """What the transport that carried a message tells about it."""
+
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    """`network.*`, `client.*` and `server.*` attributes."""
+    context: Context | None = None
+    """The transport-level trace context: the HTTP server span's, else the one the HTTP headers carry."""
+    sent_context: Context | None = None
+    """The context the HTTP request's headers carry: what the client itself sent at the transport level."""
+    session_id: str | None = None
+    """The transport's session id (streamable HTTP `Mcp-Session-Id`, SSE `session_id`), never invented."""
+
+
+NO_TRANSPORT = Transport()
 
 
 @dataclass(slots=True)
@@ -26,5 +46,6 @@ class Message:
     uri: object = None
     """`params.uri` of resource requests and notifications."""
     protocol_version: str | None = None
-    transport: Mapping[str, AttributeValue] = field(default_factory=dict)
-    """`network.*`, `client.*` and `server.*` attributes of the transport that carried the message."""
+    transport: Transport = NO_TRANSPORT
+    session: SessionState | None = None
+    """The state of the session the message belongs to; None where the protocol has no session."""

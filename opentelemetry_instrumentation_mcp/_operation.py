@@ -24,6 +24,7 @@ from opentelemetry.semconv._incubating.attributes.mcp_attributes import (
     MCP_METHOD_NAME,
     MCP_PROTOCOL_VERSION,
     MCP_RESOURCE_URI,
+    MCP_SESSION_ID,
 )
 from opentelemetry.semconv._incubating.attributes.rpc_attributes import RPC_RESPONSE_STATUS_CODE
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
@@ -31,7 +32,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 
 from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._message import Message
-from opentelemetry_instrumentation_mcp._propagation import extract_meta
+from opentelemetry_instrumentation_mcp._propagation import IncomingContext, server_parent
 from opentelemetry_instrumentation_mcp._transport import Attributes
 
 CALLER_FAULT_CODES = frozenset({-32700, -32600, -32601, -32602, -32002})
@@ -68,7 +69,10 @@ def message_attributes(message: Message) -> Attributes:
         attributes[MCP_RESOURCE_URI] = str(message.uri)
     if message.protocol_version:
         attributes[MCP_PROTOCOL_VERSION] = message.protocol_version
-    attributes.update(message.transport)
+    session_id = message.transport.session_id or (message.session.session_id if message.session else None)
+    if session_id:
+        attributes[MCP_SESSION_ID] = session_id
+    attributes.update(message.transport.attributes)
     return attributes
 
 
@@ -127,15 +131,20 @@ class Operation:
 class Telemetry:
     """Starts the spans of MCP operations with the configured tracer."""
 
-    def __init__(self, tracer: Tracer) -> None:
+    def __init__(self, tracer: Tracer, incoming_context: IncomingContext) -> None:
         self._tracer = tracer
+        self._incoming_context = incoming_context
 
     def start_server(self, message: Message) -> Operation:
-        """Start the SERVER span of an inbound message; its parent is the `_meta` context, else the ambient one."""
-        ambient = context_api.get_current()
-        parent = extract_meta(message.meta, ambient) or ambient
+        """Start the SERVER span of an inbound message, parented (or linked) as `server_parent` decides."""
+        parent, links = server_parent(message, context_api.get_current(), self._incoming_context)
         span = self._tracer.start_span(
-            span_name(message), parent, SpanKind.SERVER, message_attributes(message), record_exception=False
+            span_name(message),
+            parent,
+            SpanKind.SERVER,
+            message_attributes(message),
+            links,
+            record_exception=False,
         )
         return Operation(span, parent, server=True)
 

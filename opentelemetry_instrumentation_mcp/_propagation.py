@@ -1,26 +1,41 @@
-"""Trace context in `params._meta`, read and written with the configured propagators.
+"""Trace context coming in: read from `params._meta` and HTTP headers, and the choice of a span's parent.
 
-`_meta` is JSON from a peer: any key may hold a number, a list, an object or `null`, and a value may be
+Carriers are peer input: any `_meta` key may hold a number, a list, an object or `null`, and a value may be
 huge. Only `str` values of sane length are ever handed to a propagator, and extraction never raises.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from enum import Enum
 from typing import Any
 
-from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import Link
+
+from opentelemetry_instrumentation_mcp._message import Message
 
 _MAX_VALUE_LENGTH = {"traceparent": 512, "tracestate": 512, "baggage": 8192}
 """Longer values count as absent (W3C caps tracestate at 512 characters and baggage at 8192 bytes)."""
 _DEFAULT_MAX_LENGTH = 512
 
 
-class _MetaGetter(Getter[Mapping[str, Any]]):
-    """Reads `str` values only, by exact (case-sensitive) key, as the MCP specification keys `_meta`."""
+class IncomingContext(Enum):
+    """What a server does with the trace context its clients send."""
+
+    PARENT = "parent"
+    """The client's context is the parent of the server's span (default)."""
+    LINK = "link"
+    """The server's span starts a new trace, linked to the client's context."""
+    IGNORE = "ignore"
+    """The server's span starts a new trace; the client's context is not used at all."""
+
+
+class _StringGetter(Getter[Mapping[str, Any]]):
+    """Reads `str` values only, by the carrier's own key lookup: exact for `_meta` (the MCP specification keys
+    it case-sensitively), case-insensitive for HTTP headers."""
 
     def get(self, carrier: Mapping[str, Any], key: str) -> list[str] | None:
         value = carrier.get(key)
@@ -32,23 +47,57 @@ class _MetaGetter(Getter[Mapping[str, Any]]):
         return [key for key in carrier if isinstance(key, str)]
 
 
-_GETTER = _MetaGetter()
+_GETTER = _StringGetter()
 
 
-def extract_meta(meta: object, base: Context | None = None) -> Context | None:
-    """`base` (default: the current context) with the span context carried by a `_meta` object.
-
-    None when `_meta` carries no valid span context: the caller then falls back to its next source.
-    """
-    if not isinstance(meta, Mapping) or not meta:
+def extract(carrier: object, base: Context) -> Context | None:
+    """`base` with the span context a carrier holds, or None when it holds no valid one."""
+    if not isinstance(carrier, Mapping) or not carrier:
         return None
-    if base is None:
-        base = context_api.get_current()
     try:
-        extracted = propagate.extract(meta, context=base, getter=_GETTER)
+        extracted = propagate.extract(carrier, context=base, getter=_GETTER)
     except Exception:  # noqa: BLE001 - a propagator that chokes on peer input means "absent"
         return None
     span = trace.get_current_span(extracted)
     if span is trace.get_current_span(base) or not span.get_span_context().is_valid:
         return None
     return extracted
+
+
+def has_span(context: Context) -> bool:
+    """Whether a valid span (local or remote) is current in `context`."""
+    return trace.get_current_span(context).get_span_context().is_valid
+
+
+def _link(context: Context) -> Link:
+    return Link(trace.get_current_span(context).get_span_context())
+
+
+def server_parent(message: Message, ambient: Context, policy: IncomingContext) -> tuple[Context, Sequence[Link]]:
+    """The parent and links of a server span, by the precedence of sources.
+
+    1. the message's own `_meta` context (a transport-level context becomes a link);
+    2. the context the client sent when the session was set up;
+    3. the transport-level context: the HTTP server span, else the HTTP request's headers;
+    4. the ambient context, or a new root.
+
+    A session's context is remembered from its `initialize` request here.
+    """
+    if policy is IncomingContext.IGNORE:
+        return Context(), ()
+    own = extract(message.meta, ambient)
+    session = message.session
+    if message.method == "initialize" and session is not None:
+        session.context = own or message.transport.sent_context
+    transport = message.transport.context
+    if own is not None:
+        chosen, links = own, [_link(transport)] if transport is not None else []
+    elif session is not None and session.context is not None:
+        chosen, links = session.context, []
+    elif transport is not None:
+        chosen, links = transport, []
+    else:
+        return ambient, ()
+    if policy is IncomingContext.LINK:
+        return Context(), [_link(chosen), *links]
+    return chosen, links

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 _ATTRIBUTE = "_opentelemetry_mcp_session"
@@ -18,6 +19,9 @@ class SessionState:
     """Facts of one session learned from earlier messages."""
 
     protocol_version: str | None = None
+    context: Context | None = None
+    """The trace context the client sent with `initialize`: the parent of messages that carry none."""
+    session_id: str | None = None
     network: Mapping[str, AttributeValue] = field(default_factory=dict)
     """The `network.*` attributes of the session's transport, for messages that arrive without them."""
 

@@ -1,4 +1,4 @@
-"""What the transport tells about a message: `network.*` and peer address attributes."""
+"""The stdio transport, and the `network.*` attributes transports share."""
 
 from __future__ import annotations
 
@@ -11,44 +11,21 @@ from types import TracebackType
 from typing import Any
 
 from opentelemetry.instrumentation.utils import unwrap
-from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
-from opentelemetry.semconv.attributes.network_attributes import (
-    NETWORK_PROTOCOL_NAME,
-    NETWORK_PROTOCOL_VERSION,
-    NETWORK_TRANSPORT,
-    NetworkTransportValues,
-)
+from opentelemetry.semconv.attributes.network_attributes import NETWORK_TRANSPORT, NetworkTransportValues
 from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
+
+from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Transport
 
 Attributes = dict[str, AttributeValue]
 
 _serving_stdio: ContextVar[bool] = ContextVar("opentelemetry_mcp_serving_stdio", default=False)
-PIPE: Mapping[str, AttributeValue] = {NETWORK_TRANSPORT: NetworkTransportValues.PIPE.value}
+_PIPE = Transport({NETWORK_TRANSPORT: NetworkTransportValues.PIPE.value})
 
 
-def stdio_attributes() -> Mapping[str, AttributeValue]:
+def stdio_transport() -> Transport:
     """`network.transport=pipe` inside the SDK's stdio server, else nothing (in-memory has no transport)."""
-    return PIPE if _serving_stdio.get() else {}
-
-
-def http_server_attributes(request: Any) -> Attributes:
-    """Attributes of the HTTP request (a Starlette `Request`) that carried a message to the server."""
-    scope = getattr(request, "scope", None)
-    if not isinstance(scope, Mapping):
-        return {}
-    attributes: Attributes = {NETWORK_TRANSPORT: NetworkTransportValues.TCP.value, NETWORK_PROTOCOL_NAME: "http"}
-    version = scope.get("http_version")
-    if isinstance(version, str):
-        attributes[NETWORK_PROTOCOL_VERSION] = version
-    client = scope.get("client")
-    if isinstance(client, (tuple, list)) and len(client) == 2:
-        host, port = client
-        if isinstance(host, str):
-            attributes[CLIENT_ADDRESS] = host
-        if isinstance(port, int):
-            attributes[CLIENT_PORT] = port
-    return attributes
+    return _PIPE if _serving_stdio.get() else NO_TRANSPORT
 
 
 def network_attributes(attributes: Mapping[str, AttributeValue]) -> Attributes:

@@ -17,19 +17,16 @@ from mcp.server.session import ServerSession
 from mcp.shared.exceptions import McpError
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.session import RequestResponder
+from opentelemetry import context as context_api
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from wrapt import wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._guard import guarded
-from opentelemetry_instrumentation_mcp._message import Message
+from opentelemetry_instrumentation_mcp._http import http_transport
+from opentelemetry_instrumentation_mcp._message import Message, Transport
 from opentelemetry_instrumentation_mcp._operation import Handling, Operation, Telemetry
 from opentelemetry_instrumentation_mcp._session import session_state
-from opentelemetry_instrumentation_mcp._transport import (
-    Attributes,
-    http_server_attributes,
-    network_attributes,
-    stdio_attributes,
-)
+from opentelemetry_instrumentation_mcp._transport import network_attributes, stdio_transport
 
 ServerResponder = RequestResponder[types.ClientRequest, types.ServerResult]
 
@@ -55,13 +52,16 @@ def _http_request(metadata: object) -> Any:
     return metadata.request_context if isinstance(metadata, ServerMessageMetadata) else None
 
 
-def _transport(session: ServerSession, request: Any) -> Attributes:
-    """The transport attributes of a request; the session keeps their `network.*` part for notifications."""
+def _request_transport(session: ServerSession, request: Any) -> Transport:
+    """What a request's transport tells; the session keeps what its notifications will lack."""
     if request is None:
-        return dict(stdio_attributes())
-    attributes = http_server_attributes(request)
-    session_state(session).network = network_attributes(attributes)
-    return attributes
+        return stdio_transport()
+    transport = http_transport(request, context_api.get_current())
+    state = session_state(session)
+    state.network = network_attributes(transport.attributes)
+    if transport.session_id is not None:
+        state.session_id = transport.session_id
+    return transport
 
 
 def _protocol_version(session: ServerSession, request: Any) -> str | None:
@@ -89,21 +89,24 @@ def _describe_request(responder: ServerResponder, session: ServerSession) -> Mes
         name=getattr(params, "name", None),
         uri=getattr(params, "uri", None),
         protocol_version=None if request.method == "initialize" else _protocol_version(session, http),
-        transport=_transport(session, http),
+        transport=_request_transport(session, http),
+        session=session_state(session),
     )
 
 
 def _describe_notification(notification: types.ClientNotification, session: ServerSession) -> Message:
-    """1.x drops a notification's transport metadata: the session's `network.*` stand in for it."""
+    """1.x drops a notification's transport metadata: what the session learned stands in for it."""
     root = notification.root
     params = getattr(root, "params", None)
     state = session_state(session)
+    stdio = stdio_transport()
     return Message(
         root.method,
         meta=_meta_fields(getattr(params, "meta", None)),
         uri=getattr(params, "uri", None),
         protocol_version=state.protocol_version,
-        transport=stdio_attributes() or state.network,
+        transport=stdio if stdio.attributes else Transport(state.network),
+        session=state,
     )
 
 

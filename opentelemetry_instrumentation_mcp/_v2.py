@@ -15,13 +15,16 @@ from typing import Any
 from mcp.server.runner import ServerRunner
 from mcp.shared.dispatcher import DispatchContext
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
+from opentelemetry import context as context_api
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation, unwrap
 from wrapt import wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._guard import guarded
+from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import Message
 from opentelemetry_instrumentation_mcp._operation import Handling, Operation, Telemetry
-from opentelemetry_instrumentation_mcp._transport import http_server_attributes, stdio_attributes
+from opentelemetry_instrumentation_mcp._session import session_state
+from opentelemetry_instrumentation_mcp._transport import stdio_transport
 
 _SDK_MIDDLEWARE_MODULE = "mcp.server._otel"
 _MODERN_HTTP_MODULE = "mcp.server._streamable_http_modern"
@@ -45,7 +48,9 @@ def _describe(runner: ServerRunner[Any], dctx: DispatchContext[Any], method: str
         uri=fields.get("uri"),
         # before `initialize` is answered the connection holds only a default; the answer sets it
         protocol_version=None if method == "initialize" else runner.connection.protocol_version,
-        transport=http_server_attributes(request) if request is not None else stdio_attributes(),
+        # messages run in the context of the task that received them: on HTTP, the request's
+        transport=http_transport(request, context_api.get_current()) if request is not None else stdio_transport(),
+        session=session_state(runner.connection),
     )
 
 

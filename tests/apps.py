@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import baggage, trace
 
 try:  # mcp 2.x
     from mcp.server.mcpserver import MCPServer as HighLevelServer
@@ -39,6 +39,11 @@ def reference_app(**settings: Any) -> Any:
         """The trace id and span id active in the handler, as hex."""
         context = trace.get_current_span().get_span_context()
         return f"{context.trace_id:032x}-{context.span_id:016x}"
+
+    @app.tool()
+    def tenant() -> str:
+        """The `tenant` baggage entry the handler sees."""
+        return str(baggage.get_baggage("tenant"))
 
     @app.prompt()
     def greet(name: str) -> str:

@@ -95,7 +95,7 @@ class StreamableHttpPeer:
             payload["params"] = params
         return self.post(payload).status_code
 
-    def initialize(self, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    def initialize(self, meta: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
         params: dict[str, Any] = {
             "protocolVersion": HANDSHAKE_VERSION,
             "capabilities": {},
@@ -103,7 +103,7 @@ class StreamableHttpPeer:
         }
         if meta is not None:
             params["_meta"] = meta
-        answer = self.request("initialize", params)
+        answer = self.request("initialize", params, **headers)
         self.headers["mcp-protocol-version"] = answer["result"]["protocolVersion"]
         assert self.notify("notifications/initialized") == 202
         return answer

@@ -52,7 +52,9 @@ def test_streamable_http(instrumented: InMemorySpanExporter, stateless: bool, js
         failing = peer.request("tools/call", {"name": "explode", "arguments": {}})
         assert failing["result"]["isError"] is True
         assert "result" in peer.request("ping")
+        session_id = peer.session_id
         peer.close()
+    assert (session_id is None) is stateless
     spans = ours(instrumented)
     assert names(spans) == [
         "initialize",
@@ -65,12 +67,15 @@ def test_streamable_http(instrumented: InMemorySpanExporter, stateless: bool, js
         assert_http_attributes(span, stateless=stateless)
         lost = MCP1 and stateless and span.name.startswith("notifications/")  # a fresh 1.x session, never told
         assert dict(span.attributes or {}).get("mcp.protocol.version") == (None if lost else HANDSHAKE_VERSION)
+        assert dict(span.attributes or {}).get("mcp.session.id") == session_id
     tool = spans[2]
     assert tool.parent is not None
     assert format(tool.parent.span_id, "016x") == PARENT_ID
     assert format(tool.context.trace_id, "032x") == TRACE_ID
     assert {
-        key: value for key, value in (tool.attributes or {}).items() if not key.startswith(("network.", "client."))
+        key: value
+        for key, value in (tool.attributes or {}).items()
+        if not key.startswith(("network.", "client.", "mcp.session."))
     } == {
         "mcp.method.name": "tools/call",
         "jsonrpc.request.id": "2",
@@ -95,11 +100,13 @@ def test_sse_transport(instrumented: InMemorySpanExporter) -> None:
         )
         assert answer["result"]["isError"] is False
         peer.close()
+    session_id = peer.messages_path.rsplit("session_id=", 1)[1]
     spans = ours(instrumented)
     requests = [span for span in spans if span.name in ("initialize", "tools/call add")]
     assert names(requests) == ["initialize", "tools/call add"]
     for span in requests:
         assert_http_attributes(span)
+        assert dict(span.attributes or {})["mcp.session.id"] == session_id
     tool = requests[1]
     assert tool.parent is not None
     assert format(tool.parent.span_id, "016x") == PARENT_ID

@@ -159,3 +159,34 @@ def converse(peer: StdioPeer) -> list[dict[str, Any]]:
 def test_bad_meta_over_stdio_gets_the_same_answers(receiver: OtlpReceiver) -> None:
     plain = converse(StdioPeer([sys.executable, "tests/apps.py", "stdio"], server_env(None)))
     assert converse(instrumented_server(receiver)) == plain
+
+
+def test_stdio_session_context_from_initialize(receiver: OtlpReceiver) -> None:
+    receiver.clear()
+    session_parent = "00-11111111111111111111111111111111-2222222222222222-01"
+    peer = instrumented_server(receiver)
+    peer.request(
+        "initialize",
+        {
+            "protocolVersion": HANDSHAKE_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"},
+            "_meta": {"traceparent": session_parent},
+        },
+    )
+    peer.notify("notifications/initialized")
+    for _ in range(3):
+        peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}})
+    peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}, "_meta": {"traceparent": TRACEPARENT}})
+    peer.close()
+    spans = receiver.wait_for_spans(lambda span: span.scope_name == "opentelemetry_instrumentation_mcp")
+    parents = [(span.name, span.trace_id, span.parent_span_id) for span in spans if span.kind is SpanKind.SERVER]
+    session = ("11111111111111111111111111111111", "2222222222222222")
+    assert parents == [
+        ("initialize", *session),
+        ("notifications/initialized", *session),
+        ("tools/call add", *session),
+        ("tools/call add", *session),
+        ("tools/call add", *session),
+        ("tools/call add", TRACE_ID, PARENT_ID),
+    ]

@@ -1,0 +1,151 @@
+"""Property tests: thousands of generated `_meta` objects and headers never change an answer, never make our
+code raise, and give each span exactly the parent the precedence rules say."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.apps import reference_app
+from tests.conftest import ours
+from tests.http_peers import StreamableHttpPeer, serving
+from tests.mcp_compat import MCP1, raw_peer, streamable_http_app
+from tests.test_continuity import ADD, Parent, ids, links, parent_of
+
+SESSION = Parent()
+
+hex_id = st.integers(min_value=1, max_value=2**128 - 1).map(lambda value: f"{value:032x}")
+span_hex = st.integers(min_value=1, max_value=2**64 - 1).map(lambda value: f"{value:016x}")
+flags = st.sampled_from(["01", "03", "00"])
+
+
+@st.composite
+def valid_traceparents(draw: st.DrawFn) -> str:
+    return f"00-{draw(hex_id)}-{draw(span_hex)}-{draw(flags)}"
+
+
+invalid_traceparents = st.one_of(
+    valid_traceparents().map(str.upper).filter(lambda value: value != value.lower()),
+    st.builds(lambda span: f"00-{'0' * 32}-{span}-01", span_hex),
+    st.builds(lambda trace: f"00-{trace}-{'0' * 16}-01", hex_id),
+    st.builds(lambda trace, span: f"ff-{trace}-{span}-01", hex_id, span_hex),
+    st.builds(lambda trace, span: f"00-{trace[:-1]}-{span}-01", hex_id, span_hex),
+    valid_traceparents().map(lambda value: value + " " * 600),
+    st.text(max_size=80),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+meta_keys = st.sampled_from(["traceparent", "tracestate", "baggage", "Traceparent", "TRACEPARENT", "x"])
+meta_values = st.one_of(valid_traceparents(), invalid_traceparents, json_values, st.text(min_size=600, max_size=20000))
+metas = st.one_of(
+    st.dictionaries(meta_keys, meta_values, max_size=4),
+    st.dictionaries(st.text(max_size=12), json_values, max_size=3),
+    json_values,
+)
+
+
+def expected_parent(meta: object) -> tuple[str, str] | str:
+    """What the precedence rules say: the `_meta` context if valid, else the session's; "unsampled" if dropped."""
+    traceparent = meta.get("traceparent") if isinstance(meta, dict) else None
+    if isinstance(traceparent, str) and traceparent.count("-") == 3 and len(traceparent) == 55:
+        version, trace_id, span_id, trace_flags = traceparent.split("-")
+        valid = (
+            version == "00"
+            and all(character in "0123456789abcdef" for character in trace_id + span_id + trace_flags)
+            and int(trace_id, 16) != 0
+            and int(span_id, 16) != 0
+        )
+        if valid:
+            return (trace_id, span_id) if int(trace_flags, 16) & 1 else "unsampled"
+    return ids(SESSION)
+
+
+async def call_with(meta: object) -> dict[str, Any]:
+    async with raw_peer(reference_app(), initialize=False) as peer:
+        await peer.initialize(meta=SESSION.meta())
+        return await peer.request("tools/call", {**ADD, "_meta": meta})
+
+
+@pytest.fixture(scope="module")
+def module_instrumented() -> Iterator[InMemorySpanExporter]:
+    from opentelemetry_instrumentation_mcp import McpInstrumentor
+    from tests.conftest import _EXPORTER, _PROVIDER
+
+    McpInstrumentor().instrument(tracer_provider=_PROVIDER)
+    yield _EXPORTER
+    McpInstrumentor().uninstrument()
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(meta=metas)
+def test_meta_never_changes_the_answer_and_parents_exactly(
+    module_instrumented: InMemorySpanExporter, meta: object
+) -> None:
+    with suppress_instrumentation():
+        plain = anyio.run(call_with, meta)
+    module_instrumented.clear()
+    traced = anyio.run(call_with, meta)
+    assert traced == plain
+    calls = [span for span in ours(module_instrumented) if span.name == "tools/call add"]
+    expected = expected_parent(meta)
+    refused = "error" in traced and MCP1  # 1.x refuses a malformed `_meta` in its receive loop, before any span
+    if refused or expected == "unsampled":
+        assert calls == []
+    else:
+        assert [parent_of(span) for span in calls] == [expected]
+
+
+header_values = st.one_of(
+    valid_traceparents(), invalid_traceparents.filter(lambda value: value.isascii() and value.isprintable())
+)
+
+
+@pytest.fixture(scope="module")
+def stateless_url(module_instrumented: InMemorySpanExporter) -> Iterator[str]:
+    with serving(streamable_http_app(reference_app(), stateless=True, json_response=True)) as url:
+        yield url
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.none() | header_values, meta=st.none() | valid_traceparents() | invalid_traceparents)
+def test_headers_and_meta_over_http(
+    module_instrumented: InMemorySpanExporter, stateless_url: str, header: str | None, meta: str | None
+) -> None:
+    module_instrumented.clear()
+    peer = StreamableHttpPeer(stateless_url)
+    headers = {} if header is None else {"traceparent": header.strip()}
+    params = ADD if meta is None else {**ADD, "_meta": {"traceparent": meta}}
+    answer = peer.request("tools/call", params, **headers)
+    peer.close()
+    assert answer["result"]["content"][0]["text"] == "3"
+    [span] = [span for span in ours(module_instrumented) if span.name == "tools/call add"] or [None]
+    from_meta = expected_parent({"traceparent": meta})
+    from_header = expected_parent({"traceparent": headers.get("traceparent")})
+    if from_meta != ids(SESSION):  # a valid `_meta` parent wins; the header's context becomes a link
+        if from_meta == "unsampled":
+            assert span is None
+            return
+        assert span is not None
+        assert parent_of(span) == from_meta
+        assert links(span) == ([] if from_header == ids(SESSION) else [ids_of(headers["traceparent"])])
+    elif from_header == "unsampled":
+        assert span is None
+    else:
+        assert span is not None
+        assert parent_of(span) == (None if from_header == ids(SESSION) else from_header)
+        assert links(span) == []
+
+
+def ids_of(traceparent: str) -> tuple[str, str]:
+    _, trace_id, span_id, _ = traceparent.split("-")
+    return trace_id, span_id
