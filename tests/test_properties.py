@@ -116,7 +116,7 @@ def stateless_url(module_instrumented: InMemorySpanExporter) -> Iterator[str]:
         yield url
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(header=st.none() | header_values, meta=st.none() | valid_traceparents() | invalid_traceparents)
 def test_headers_and_meta_over_http(
     module_instrumented: InMemorySpanExporter, stateless_url: str, header: str | None, meta: str | None
