@@ -32,7 +32,7 @@ from opentelemetry_instrumentation_mcp._config import incoming_context
 from opentelemetry_instrumentation_mcp._http import HttpPatch
 from opentelemetry_instrumentation_mcp._operation import Telemetry
 from opentelemetry_instrumentation_mcp._propagation import IncomingContext
-from opentelemetry_instrumentation_mcp._transport import StdioPatch
+from opentelemetry_instrumentation_mcp._transport import TransportPatch
 from opentelemetry_instrumentation_mcp.package import _instruments
 from opentelemetry_instrumentation_mcp.version import __version__
 
@@ -68,7 +68,7 @@ class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL)
         telemetry = Telemetry(tracer, incoming_context(kwargs))
-        self._patches = [_sdk_patches(telemetry), StdioPatch(), HttpPatch()]
+        self._patches = [_sdk_patches(telemetry), TransportPatch(), HttpPatch()]
         for patches in self._patches:
             patches.apply()
 

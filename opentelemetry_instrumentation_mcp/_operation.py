@@ -32,7 +32,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 
 from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._message import Message
-from opentelemetry_instrumentation_mcp._propagation import IncomingContext, server_parent
+from opentelemetry_instrumentation_mcp._propagation import IncomingContext, inject_meta, server_parent
 from opentelemetry_instrumentation_mcp._transport import Attributes
 
 CALLER_FAULT_CODES = frozenset({-32700, -32600, -32601, -32602, -32002})
@@ -124,6 +124,10 @@ class Operation:
             self.span.record_exception(exc)
             self.failed(type(exc).__qualname__, str(exc) or None)
 
+    def inject(self, meta: object) -> dict[str, object]:
+        """A new `_meta` for the outbound message: the caller's keys as written, plus this span's context."""
+        return inject_meta(meta, self.context)
+
     def end(self) -> None:
         self.span.end()
 
@@ -148,31 +152,46 @@ class Telemetry:
         )
         return Operation(span, parent, server=True)
 
+    def start_client(self, message: Message) -> Operation:
+        """Start the CLIENT span of an outbound message, in the current context."""
+        parent = context_api.get_current()
+        span = self._tracer.start_span(
+            span_name(message), parent, SpanKind.CLIENT, message_attributes(message), record_exception=False
+        )
+        return Operation(span, parent, server=False)
 
-class Handling:
-    """Context manager around the handling of one inbound message: the span is active and ends inside it.
 
-    Faults of ours are reported and the message is handled untraced; the SDK's own exceptions pass through
+class Active:
+    """Context manager around one operation: its span is active inside and ends on the way out.
+
+    Faults of ours are reported and the operation proceeds untraced; the SDK's own exceptions pass through
     unchanged after they are recorded.
     """
 
-    __slots__ = ("_describe", "_error_code", "_telemetry", "_token", "operation")
+    __slots__ = ("_error_code", "_start", "_token", "_what", "operation")
 
-    def __init__(self, telemetry: Telemetry, describe: Callable[[], Message], error_code: ErrorCode) -> None:
-        self._telemetry = telemetry
-        self._describe = describe
+    def __init__(self, what: str, start: Callable[[], Operation], error_code: ErrorCode) -> None:
+        self._what = what
+        self._start = start
         self._error_code = error_code
         self._token: Token[Context] | None = None
         self.operation: Operation | None = None
 
+    @classmethod
+    def handling(cls, telemetry: Telemetry, describe: Callable[[], Message], error_code: ErrorCode) -> Active:
+        """The SERVER span of an inbound message."""
+        return cls("server span", lambda: telemetry.start_server(describe()), error_code)
+
+    @classmethod
+    def sending(cls, telemetry: Telemetry, describe: Callable[[], Message], error_code: ErrorCode) -> Active:
+        """The CLIENT span of an outbound message."""
+        return cls("client span", lambda: telemetry.start_client(describe()), error_code)
+
     def __enter__(self) -> Operation | None:
-        self.operation = guarded("starting a server span", self._start, None)
+        self.operation = guarded(f"starting a {self._what}", self._start, None)
         if self.operation is not None:
             self._token = context_api.attach(self.operation.context)
         return self.operation
-
-    def _start(self) -> Operation:
-        return self._telemetry.start_server(self._describe())
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -186,6 +205,6 @@ class Handling:
             if exc is not None:
                 operation.exception(exc, self._error_code)
         except Exception as error:  # noqa: BLE001
-            report("recording a server span's outcome", error)
+            report(f"recording a {self._what}'s outcome", error)
         finally:
-            guarded("ending a server span", operation.end, None)
+            guarded(f"ending a {self._what}", operation.end, None)

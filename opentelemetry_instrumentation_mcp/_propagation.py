@@ -64,6 +64,15 @@ def extract(carrier: object, base: Context) -> Context | None:
     return extracted
 
 
+def inject_meta(meta: object, context: Context) -> dict[str, object]:
+    """A copy of `meta` (a mapping, else empty) with `context` injected; keys already there are kept."""
+    carrier: dict[str, object] = {}
+    propagate.inject(carrier, context=context)
+    if isinstance(meta, Mapping):
+        carrier.update(meta)
+    return carrier
+
+
 def has_span(context: Context) -> bool:
     """Whether a valid span (local or remote) is current in `context`."""
     return trace.get_current_span(context).get_span_context().is_valid

@@ -1,61 +1,88 @@
-"""mcp 1.x: the low-level server's message handler, `initialize` in the server session, and responses.
+"""mcp 1.x: `BaseSession`, shared by both sides, and the handlers of what each side receives.
 
-`Server._handle_message` runs once per inbound request and notification (in its own task), except
-`initialize`, which `ServerSession._received_request` answers inline in the receive loop. The outcome of a
-request is what the SDK responds with, seen by wrapping `RequestResponder.respond`.
+Outbound: every request and notification, from either side, passes `BaseSession.send_request` /
+`send_notification`, which dump the message to JSON; the message is handed to them behind a proxy whose dump
+carries the CLIENT span's context in `params._meta`, so the caller's own object is never changed.
+
+Inbound: the low-level `Server._handle_message` runs once per request and notification a server receives (in
+its own task), except `initialize`, which `ServerSession._received_request` answers inline in the receive
+loop; a client's `ClientSession._received_request` / `_received_notification` handle what the server sends.
+The outcome of a request is what the SDK responds with, seen by wrapping `RequestResponder.respond`.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp import types
+from mcp.client.session import ClientSession
 from mcp.server.lowlevel.server import Server
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import McpError
 from mcp.shared.message import ServerMessageMetadata
-from mcp.shared.session import RequestResponder
+from mcp.shared.session import BaseSession, RequestResponder
 from opentelemetry import context as context_api
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
-from wrapt import wrap_function_wrapper
+from wrapt import ObjectProxy, wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import Message, Transport
-from opentelemetry_instrumentation_mcp._operation import Handling, Operation, Telemetry
+from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
 from opentelemetry_instrumentation_mcp._session import session_state
-from opentelemetry_instrumentation_mcp._transport import network_attributes, stdio_transport
+from opentelemetry_instrumentation_mcp._transport import client_transport, network_attributes, stdio_transport
 
-ServerResponder = RequestResponder[types.ClientRequest, types.ServerResult]
+Session = BaseSession[Any, Any, Any, Any, Any]
+Responder = RequestResponder[Any, Any]
 
 _UNKNOWN_EXCEPTION = "_OTHER"
 """`error.type` of a handler exception the 1.x SDK turned into a code-0 error, hiding its class."""
+_LOCAL_FAILURES = frozenset({408, types.CONNECTION_CLOSED})
+"""Codes of the errors the 1.x SDK raises itself: a request timed out (HTTP's 408), the connection closed."""
 
 
 @dataclass(slots=True)
 class _Responding:
     responder: object
     operation: Operation
-    session: ServerSession
+    session: Session
 
 
 _responding: ContextVar[_Responding | None] = ContextVar("opentelemetry_mcp_responding", default=None)
 
 
-def _error_code(exc: BaseException) -> tuple[int, str] | None:
+def _received_error_code(exc: BaseException) -> tuple[int, str] | None:
     return (exc.error.code, exc.error.message) if isinstance(exc, McpError) else None
+
+
+def _sent_error_code(exc: BaseException) -> tuple[int, str] | None:
+    """The peer's JSON-RPC error; the SDK's own timeouts and closed connections count as exceptions."""
+    if isinstance(exc, McpError) and exc.error.code not in _LOCAL_FAILURES:
+        return exc.error.code, exc.error.message
+    return None
 
 
 def _http_request(metadata: object) -> Any:
     return metadata.request_context if isinstance(metadata, ServerMessageMetadata) else None
 
 
-def _request_transport(session: ServerSession, request: Any) -> Transport:
+def _session_transport(session: Session) -> Transport:
+    """The transport of a session's messages that carry none of their own (1.x drops it on notifications)."""
+    if not isinstance(session, ServerSession):
+        return client_transport()
+    stdio = stdio_transport()
+    if stdio.attributes:
+        return stdio
+    state = session_state(session)
+    return Transport(state.network, session_id=state.session_id)
+
+
+def _request_transport(session: Session, request: Any) -> Transport:
     """What a request's transport tells; the session keeps what its notifications will lack."""
     if request is None:
-        return stdio_transport()
+        return _session_transport(session)
     transport = http_transport(request, context_api.get_current())
     state = session_state(session)
     state.network = network_attributes(transport.attributes)
@@ -64,7 +91,7 @@ def _request_transport(session: ServerSession, request: Any) -> Transport:
     return transport
 
 
-def _protocol_version(session: ServerSession, request: Any) -> str | None:
+def _protocol_version(session: Session, request: Any) -> str | None:
     """The version negotiated on this session, else the one a streamable HTTP request declares."""
     version = session_state(session).protocol_version
     if version is None and request is not None:
@@ -78,7 +105,7 @@ def _meta_fields(meta: object) -> object:
     return getattr(meta, "model_extra", None)
 
 
-def _describe_request(responder: ServerResponder, session: ServerSession) -> Message:
+def _describe_request(responder: Responder, session: Session) -> Message:
     request = responder.request.root
     params = getattr(request, "params", None)
     http = _http_request(responder.message_metadata)
@@ -94,20 +121,44 @@ def _describe_request(responder: ServerResponder, session: ServerSession) -> Mes
     )
 
 
-def _describe_notification(notification: types.ClientNotification, session: ServerSession) -> Message:
-    """1.x drops a notification's transport metadata: what the session learned stands in for it."""
+def _describe_notification(notification: Any, session: Session) -> Message:
     root = notification.root
     params = getattr(root, "params", None)
     state = session_state(session)
-    stdio = stdio_transport()
     return Message(
         root.method,
         meta=_meta_fields(getattr(params, "meta", None)),
         uri=getattr(params, "uri", None),
         protocol_version=state.protocol_version,
-        transport=stdio if stdio.attributes else Transport(state.network),
+        transport=_session_transport(session),
         session=state,
     )
+
+
+def _describe_outbound(message: Any, session: Session, request_id: object) -> Message:
+    root = message.root
+    params = getattr(root, "params", None)
+    state = session_state(session)
+    return Message(
+        root.method,
+        request_id=request_id,
+        name=getattr(params, "name", None),
+        uri=getattr(params, "uri", None),
+        protocol_version=state.protocol_version,
+        transport=_session_transport(session),
+        session=state,
+    )
+
+
+def _record_result(operation: Operation, session: Session, result: object) -> None:
+    """A request's result, in whichever direction it went."""
+    result = getattr(result, "root", result)
+    if isinstance(result, types.InitializeResult):
+        version = str(result.protocolVersion)
+        session_state(session).protocol_version = version
+        operation.set_protocol_version(version)
+    elif isinstance(result, types.CallToolResult) and result.isError:
+        operation.tool_error()
 
 
 def _record_response(responding: _Responding, response: object) -> None:
@@ -117,13 +168,7 @@ def _record_response(responding: _Responding, response: object) -> None:
         if response.code == 0:  # the SDK's answer to any exception a handler raised
             operation.failed(_UNKNOWN_EXCEPTION, response.message)
         return
-    result = getattr(response, "root", response)
-    if isinstance(result, types.InitializeResult):
-        version = str(result.protocolVersion)
-        session_state(responding.session).protocol_version = version
-        operation.set_protocol_version(version)
-    elif isinstance(result, types.CallToolResult) and result.isError:
-        operation.tool_error()
+    _record_result(operation, responding.session, response)
 
 
 def _capture_response(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -135,14 +180,41 @@ def _capture_response(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs
     return wrapped(*args, **kwargs)
 
 
-def _bind_handle_message(
-    message: object, session: ServerSession, *args: Any, **kwargs: Any
-) -> tuple[object, ServerSession]:
-    return message, session
+def _with_meta(data: dict[str, Any], operation: Operation) -> dict[str, Any]:
+    params = data.get("params")
+    params = dict(params) if isinstance(params, dict) else {}
+    params["_meta"] = operation.inject(params.get("_meta"))
+    return {**data, "params": params}
 
 
-def _bind_received_request(responder: ServerResponder) -> ServerResponder:
-    return responder
+if TYPE_CHECKING:
+    _Proxy = ObjectProxy[Any]
+else:
+    _Proxy = ObjectProxy  # wrapt 1.x proxies are not generic
+
+
+class _Injecting(_Proxy):
+    """The caller's request or notification, whose dump carries the CLIENT span's context in `_meta`."""
+
+    def __init__(self, message: Any, operation: Operation) -> None:
+        super().__init__(message)
+        self._self_operation = operation
+
+    def model_dump(self, *args: Any, **kwargs: Any) -> Any:
+        data = self.__wrapped__.model_dump(*args, **kwargs)
+        if not isinstance(data, dict):
+            return data
+        return guarded("injecting trace context", lambda: _with_meta(data, self._self_operation), data)
+
+
+def _first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
+    return args[0] if args else kwargs[name]
+
+
+def _replace_first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, value: object) -> tuple[Any, Any]:
+    if args:
+        return (value, *args[1:]), kwargs
+    return args, {**kwargs, name: value}
 
 
 class Patches:
@@ -153,24 +225,32 @@ class Patches:
 
     def apply(self) -> None:
         wrap_function_wrapper("mcp.server.lowlevel.server", "Server._handle_message", self._handle_message)
-        wrap_function_wrapper("mcp.server.session", "ServerSession._received_request", self._received_request)
+        wrap_function_wrapper("mcp.server.session", "ServerSession._received_request", self._server_received)
+        wrap_function_wrapper("mcp.client.session", "ClientSession._received_request", self._client_received)
+        wrap_function_wrapper("mcp.client.session", "ClientSession._received_notification", self._notified)
         wrap_function_wrapper("mcp.shared.session", "RequestResponder.respond", _capture_response)
+        wrap_function_wrapper("mcp.shared.session", "BaseSession.send_request", self._send_request)
+        wrap_function_wrapper("mcp.shared.session", "BaseSession.send_notification", self._send_notification)
 
     def remove(self) -> None:
         unwrap(Server, "_handle_message")
         unwrap(ServerSession, "_received_request")
+        unwrap(ClientSession, "_received_request")
+        unwrap(ClientSession, "_received_notification")
         unwrap(RequestResponder, "respond")
+        unwrap(BaseSession, "send_request")
+        unwrap(BaseSession, "send_notification")
 
-    def _handling(self, describe: Any) -> Handling:
-        return Handling(self._telemetry, describe, _error_code)
+    def _handling(self, describe: Any) -> Active:
+        return Active.handling(self._telemetry, describe, _received_error_code)
 
     async def _handle_message(
         self, wrapped: Any, instance: Server[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        bound = guarded("reading a message", lambda: _bind_handle_message(*args, **kwargs), None)
-        if bound is None or not is_instrumentation_enabled():
+        message = guarded("reading a message", lambda: _first(args, kwargs, "message"), None)
+        session = guarded("reading a message", lambda: args[1] if len(args) > 1 else kwargs["session"], None)
+        if message is None or session is None or not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        message, session = bound
         if isinstance(message, types.ClientNotification):
             with self._handling(lambda: _describe_notification(message, session)):
                 return await wrapped(*args, **kwargs)
@@ -178,10 +258,10 @@ class Patches:
             return await wrapped(*args, **kwargs)
         return await self._respond_traced(message, session, wrapped, args, kwargs)
 
-    async def _received_request(
+    async def _server_received(
         self, wrapped: Any, instance: ServerSession, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        responder = guarded("reading a request", lambda: _bind_received_request(*args, **kwargs), None)
+        responder = guarded("reading a request", lambda: _first(args, kwargs, "responder"), None)
         if responder is None or not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
         if responder.request.root.method == "initialize":
@@ -195,8 +275,25 @@ class Patches:
                     operation.error_response(types.INVALID_PARAMS, "Invalid request parameters")
             raise
 
+    async def _client_received(
+        self, wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        responder = guarded("reading a request", lambda: _first(args, kwargs, "responder"), None)
+        if responder is None or not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        return await self._respond_traced(responder, instance, wrapped, args, kwargs)
+
+    async def _notified(
+        self, wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        notification = guarded("reading a notification", lambda: _first(args, kwargs, "notification"), None)
+        if notification is None or not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        with self._handling(lambda: _describe_notification(notification, instance)):
+            return await wrapped(*args, **kwargs)
+
     async def _respond_traced(
-        self, responder: ServerResponder, session: ServerSession, wrapped: Any, args: Any, kwargs: Any
+        self, responder: Responder, session: Session, wrapped: Any, args: Any, kwargs: Any
     ) -> Any:
         with self._handling(lambda: _describe_request(responder, session)) as operation:
             if operation is None:
@@ -206,3 +303,32 @@ class Patches:
                 return await wrapped(*args, **kwargs)
             finally:
                 _responding.reset(token)
+
+    async def _send_request(
+        self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        request = guarded("reading a request", lambda: _first(args, kwargs, "request"), None)
+        if request is None or not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        # `send_request` takes the session's next id as its first step: the id this request will have
+        request_id = getattr(instance, "_request_id", None)
+        describe = lambda: _describe_outbound(request, instance, request_id)  # noqa: E731
+        with Active.sending(self._telemetry, describe, _sent_error_code) as operation:
+            if operation is None:
+                return await wrapped(*args, **kwargs)
+            args, kwargs = _replace_first(args, kwargs, "request", _Injecting(request, operation))
+            result = await wrapped(*args, **kwargs)
+            guarded("recording a result", lambda: _record_result(operation, instance, result), None)
+            return result
+
+    async def _send_notification(
+        self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        notification = guarded("reading a notification", lambda: _first(args, kwargs, "notification"), None)
+        if notification is None or not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        describe = lambda: _describe_outbound(notification, instance, None)  # noqa: E731
+        with Active.sending(self._telemetry, describe, _sent_error_code) as operation:
+            if operation is not None:
+                args, kwargs = _replace_first(args, kwargs, "notification", _Injecting(notification, operation))
+            return await wrapped(*args, **kwargs)

@@ -1,44 +1,77 @@
-"""mcp 2.x: the server runner's entry points for inbound messages; the SDK's own server span muted.
+"""mcp 2.x: the entry points of inbound messages on both sides, the dispatchers' sends, and the SDK's own
+tracing muted while we are instrumented.
 
-Every inbound request and notification, on every transport and in both protocol eras, passes through
-`ServerRunner._on_request` / `_on_notify` outside the `Server.middleware` chain, so wrapping them gives one
-span around the whole chain. The SDK's `OpenTelemetryMiddleware` stays in its place in that chain but only
-calls the next middleware while we are instrumented.
+Inbound: every request and notification a server receives, on every transport and in both protocol eras,
+passes `ServerRunner._on_request` / `_on_notify` outside the `Server.middleware` chain (whose
+`OpenTelemetryMiddleware` then only calls the next middleware); what a client receives passes
+`ClientSession._on_request` / `_on_notify`.
+
+Outbound: every request and notification, from either side, leaves through a dispatcher's
+`send_raw_request` / `notify` (`JSONRPCDispatcher` on the wire, `DirectDispatcher` in process). The CLIENT
+span's context goes into a copy of the params; the SDK's own client span and injection, which
+`JSONRPCDispatcher` takes by name from `mcp.shared._otel`, are replaced in that module by no-ops.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+from mcp.client.session import ClientSession
 from mcp.server.runner import ServerRunner
-from mcp.shared.dispatcher import DispatchContext
-from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
+from mcp.shared.direct_dispatcher import DirectDispatcher
+from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher, handler_exception_to_error_data
+from mcp_types import CONNECTION_CLOSED, PROTOCOL_VERSION_META_KEY, REQUEST_TIMEOUT
 from opentelemetry import context as context_api
+from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation, unwrap
 from wrapt import wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._http import http_transport
-from opentelemetry_instrumentation_mcp._message import Message
-from opentelemetry_instrumentation_mcp._operation import Handling, Operation, Telemetry
-from opentelemetry_instrumentation_mcp._session import session_state
-from opentelemetry_instrumentation_mcp._transport import stdio_transport
+from opentelemetry_instrumentation_mcp._message import Message, Transport
+from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
+from opentelemetry_instrumentation_mcp._session import SessionState, session_state
+from opentelemetry_instrumentation_mcp._transport import client_transport, stdio_transport
 
 _SDK_MIDDLEWARE_MODULE = "mcp.server._otel"
+_DISPATCHER_MODULE = "mcp.shared.jsonrpc_dispatcher"
 _MODERN_HTTP_MODULE = "mcp.server._streamable_http_modern"
 _SELF_QUERY = "_tool_input_schema"
 """The modern HTTP entry's own `tools/list` walk (to validate `Mcp-Param-*` headers): not an inbound message."""
+_LOCAL_FAILURES = frozenset({REQUEST_TIMEOUT, CONNECTION_CLOSED})
+"""Codes of the errors the SDK raises itself: a request timed out, the connection closed."""
 
 
-def _error_code(exc: BaseException) -> tuple[int, str] | None:
+def _received_error_code(exc: BaseException) -> tuple[int, str] | None:
     error = handler_exception_to_error_data(exc)
     return None if error is None else (error.code, error.message)
 
 
-def _describe(runner: ServerRunner[Any], dctx: DispatchContext[Any], method: str, params: object) -> Message:
-    fields: Mapping[str, Any] = params if isinstance(params, Mapping) else {}
+def _sent_error_code(exc: BaseException) -> tuple[int, str] | None:
+    """The peer's JSON-RPC error; the SDK's own timeouts and closed connections count as exceptions."""
+    if isinstance(exc, MCPError) and exc.error.code not in _LOCAL_FAILURES:
+        return exc.error.code, exc.error.message
+    return None
+
+
+def _fields(params: object) -> Mapping[str, Any]:
+    return params if isinstance(params, Mapping) else {}
+
+
+def _envelope_version(params: Mapping[str, Any]) -> str | None:
+    """The protocol version a 2026-07-28 request names in its own `_meta`."""
+    version = _fields(params.get("_meta")).get(PROTOCOL_VERSION_META_KEY)
+    return version if isinstance(version, str) else None
+
+
+def _inbound(
+    method: str, dctx: Any, params: object, *, version: str | None, state: SessionState, otherwise: Transport
+) -> Message:
+    fields = _fields(params)
     request = getattr(dctx.message_metadata, "request_context", None)
     return Message(
         method,
@@ -47,28 +80,62 @@ def _describe(runner: ServerRunner[Any], dctx: DispatchContext[Any], method: str
         name=fields.get("name"),
         uri=fields.get("uri"),
         # before `initialize` is answered the connection holds only a default; the answer sets it
-        protocol_version=None if method == "initialize" else runner.connection.protocol_version,
+        protocol_version=None if method == "initialize" else version,
         # messages run in the context of the task that received them: on HTTP, the request's
-        transport=http_transport(request, context_api.get_current()) if request is not None else stdio_transport(),
-        session=session_state(runner.connection),
+        transport=http_transport(request, context_api.get_current()) if request is not None else otherwise,
+        session=state,
     )
 
 
-def _record_result(operation: Operation, runner: ServerRunner[Any], method: str, result: object) -> None:
+def _outbound(method: str, params: object, request_id: object, state: SessionState) -> Message:
+    fields = _fields(params)
+    client = client_transport()
+    return Message(
+        method,
+        request_id=request_id,
+        name=fields.get("name"),
+        uri=fields.get("uri"),
+        protocol_version=_envelope_version(fields) or state.protocol_version,
+        transport=client if client.attributes else stdio_transport(),
+        session=state,
+    )
+
+
+def _record_result(operation: Operation, method: str, result: object, state: SessionState) -> None:
+    """A request's result (a dict on the wire side), in whichever direction it went."""
+    fields = _fields(result)
     if method == "initialize":
-        operation.set_protocol_version(runner.connection.protocol_version)
-    elif method == "tools/call" and isinstance(result, Mapping) and result.get("isError") is True:
+        version = fields.get("protocolVersion")
+        if isinstance(version, str):
+            state.protocol_version = version
+            operation.set_protocol_version(version)
+    elif method == "tools/call" and fields.get("isError") is True:
         operation.tool_error()
 
 
-def _bind_message(
-    dctx: DispatchContext[Any], method: str, params: object = None
-) -> tuple[DispatchContext[Any], str, object]:
+def _bind_message(dctx: Any, method: str, params: object = None) -> tuple[Any, str, object]:
     return dctx, method, params
 
 
+def _bind_send(method: str, params: object = None, opts: object = None, **kwargs: Any) -> tuple[str, object, Any]:
+    return method, params, opts
+
+
+def _with_meta(params: object, operation: Operation) -> dict[str, Any]:
+    """A copy of the params with the CLIENT span's context in `_meta`; the caller's objects stay as they are."""
+    fields = dict(_fields(params))
+    fields["_meta"] = operation.inject(fields.get("_meta"))
+    return fields
+
+
+def _replace_params(args: tuple[Any, ...], kwargs: dict[str, Any], params: object) -> tuple[Any, Any]:
+    if len(args) >= 2:
+        return (args[0], params, *args[2:]), kwargs
+    return args, {**kwargs, "params": params}
+
+
 def _mute_sdk_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
-    """The SDK's middleware, reduced to calling the rest of the chain."""
+    """The SDK's server middleware, reduced to calling the rest of the chain."""
     return _call_next(*args, **kwargs)
 
 
@@ -76,9 +143,31 @@ def _call_next(ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Awaitabl
     return call_next(ctx)
 
 
+@contextmanager
+def _no_span(*args: Any, **kwargs: Any) -> Iterator[trace.Span]:
+    yield trace.INVALID_SPAN
+
+
+def _mute_sdk_client_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The SDK's `otel_span` in its dispatcher: no span (ours is the active one, from our wrapper)."""
+    return _no_span()
+
+
+def _skip_sdk_injection(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """The SDK's `inject_trace_context` in its dispatcher: the params already carry our context."""
+
+
 async def _untraced(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     with suppress_instrumentation():
         return await wrapped(*args, **kwargs)
+
+
+_MODULE_FUNCTIONS = (
+    (_SDK_MIDDLEWARE_MODULE, "OpenTelemetryMiddleware.__call__", _mute_sdk_span),
+    (_DISPATCHER_MODULE, "otel_span", _mute_sdk_client_span),
+    (_DISPATCHER_MODULE, "inject_trace_context", _skip_sdk_injection),
+    (_MODERN_HTTP_MODULE, _SELF_QUERY, _untraced),
+)
 
 
 class Patches:
@@ -88,36 +177,98 @@ class Patches:
         self._telemetry = telemetry
 
     def apply(self) -> None:
-        wrap_function_wrapper("mcp.server.runner", "ServerRunner._on_request", self._on_request)
-        wrap_function_wrapper("mcp.server.runner", "ServerRunner._on_notify", self._on_notify)
-        wrap_function_wrapper(_SDK_MIDDLEWARE_MODULE, "OpenTelemetryMiddleware.__call__", _mute_sdk_span)
-        wrap_function_wrapper(_MODERN_HTTP_MODULE, _SELF_QUERY, _untraced)
+        for method in ("_on_request", "_on_notify"):
+            wrap_function_wrapper("mcp.server.runner", f"ServerRunner.{method}", self._server_receive)
+            wrap_function_wrapper("mcp.client.session", f"ClientSession.{method}", self._client_receive)
+        for dispatcher in ("JSONRPCDispatcher", "DirectDispatcher"):
+            module = _DISPATCHER_MODULE if dispatcher == "JSONRPCDispatcher" else "mcp.shared.direct_dispatcher"
+            wrap_function_wrapper(module, f"{dispatcher}.send_raw_request", self._send_request)
+            wrap_function_wrapper(module, f"{dispatcher}.notify", self._send_notification)
+        for module, name, wrapper in _MODULE_FUNCTIONS:
+            wrap_function_wrapper(module, name, wrapper)
 
     def remove(self) -> None:
         unwrap(ServerRunner, "_on_request")
         unwrap(ServerRunner, "_on_notify")
-        unwrap(importlib.import_module(_SDK_MIDDLEWARE_MODULE).OpenTelemetryMiddleware, "__call__")
-        unwrap(importlib.import_module(_MODERN_HTTP_MODULE), _SELF_QUERY)
+        unwrap(ClientSession, "_on_request")
+        unwrap(ClientSession, "_on_notify")
+        for dispatcher in (JSONRPCDispatcher, DirectDispatcher):
+            unwrap(dispatcher, "send_raw_request")
+            unwrap(dispatcher, "notify")
+        for module, name, _ in _MODULE_FUNCTIONS:
+            owner, _, attribute = name.rpartition(".")
+            target = importlib.import_module(module)
+            unwrap(getattr(target, owner) if owner else target, attribute)
 
-    async def _on_request(
-        self, wrapped: Any, instance: ServerRunner[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    async def _receive(
+        self,
+        wrapped: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        session: object,
+        version: Callable[[], str | None],
+        otherwise: Callable[[], Transport],
     ) -> Any:
-        bound = guarded("reading a request", lambda: _bind_message(*args, **kwargs), None)
+        """An inbound message, on a session whose protocol version and non-HTTP transport are given."""
+        bound = guarded("reading a message", lambda: (*_bind_message(*args, **kwargs), session_state(session)), None)
         if bound is None or not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        dctx, method, params = bound
-        with Handling(self._telemetry, lambda: _describe(instance, dctx, method, params), _error_code) as operation:
+        dctx, method, params, state = bound
+        describe = lambda: _inbound(method, dctx, params, version=version(), state=state, otherwise=otherwise())  # noqa: E731
+        with Active.handling(self._telemetry, describe, _received_error_code) as operation:
             result = await wrapped(*args, **kwargs)
             if operation is not None:
-                guarded("recording a result", lambda: _record_result(operation, instance, method, result), None)
+                guarded("recording a result", lambda: _record_result(operation, method, result, state), None)
             return result
 
-    async def _on_notify(
-        self, wrapped: Any, instance: ServerRunner[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        bound = guarded("reading a notification", lambda: _bind_message(*args, **kwargs), None)
+    async def _server_receive(self, wrapped: Any, instance: ServerRunner[Any], args: Any, kwargs: Any) -> Any:
+        connection = instance.connection
+        return await self._receive(
+            wrapped,
+            args,
+            kwargs,
+            session=connection,
+            version=lambda: connection.protocol_version,
+            otherwise=stdio_transport,
+        )
+
+    async def _client_receive(self, wrapped: Any, instance: ClientSession, args: Any, kwargs: Any) -> Any:
+        return await self._receive(
+            wrapped,
+            args,
+            kwargs,
+            session=instance,
+            version=lambda: instance.protocol_version,
+            otherwise=client_transport,
+        )
+
+    async def _send_request(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        bound = guarded("reading a request", lambda: (*_bind_send(*args, **kwargs), session_state(instance)), None)
         if bound is None or not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        dctx, method, params = bound
-        with Handling(self._telemetry, lambda: _describe(instance, dctx, method, params), _error_code):
+        method, params, opts, state = bound
+        request_id = _fields(opts).get("request_id")
+        if request_id is None and isinstance(instance, JSONRPCDispatcher):
+            request_id = getattr(instance, "_next_id", 0) + 1  # the id `send_raw_request` allocates next
+        describe = lambda: _outbound(method, params, request_id, state)  # noqa: E731
+        with Active.sending(self._telemetry, describe, _sent_error_code) as operation:
+            if operation is None:
+                return await wrapped(*args, **kwargs)
+            args, kwargs = _replace_params(args, kwargs, _with_meta(params, operation))
+            result = await wrapped(*args, **kwargs)
+            guarded("recording a result", lambda: _record_result(operation, method, result, state), None)
+            return result
+
+    async def _send_notification(
+        self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        bound = guarded("reading a notification", lambda: (*_bind_send(*args, **kwargs), session_state(instance)), None)
+        if bound is None or not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        method, params, _, state = bound
+        describe = lambda: _outbound(method, params, None, state)  # noqa: E731
+        with Active.sending(self._telemetry, describe, _sent_error_code) as operation:
+            if operation is not None:
+                args, kwargs = _replace_params(args, kwargs, _with_meta(params, operation))
             return await wrapped(*args, **kwargs)

@@ -9,11 +9,15 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import anyio
+from mcp.types import SamplingMessage, TextContent
 from opentelemetry import baggage, trace
 
 try:  # mcp 2.x
+    from mcp.server.mcpserver import Context
     from mcp.server.mcpserver import MCPServer as HighLevelServer
 except ImportError:  # mcp 1.x
+    from mcp.server.fastmcp import Context  # type: ignore[no-redef]
     from mcp.server.fastmcp import FastMCP as HighLevelServer  # type: ignore[no-redef]
 
 _tracer = trace.get_tracer("tests.apps")
@@ -44,6 +48,21 @@ def reference_app(**settings: Any) -> Any:
     def tenant() -> str:
         """The `tenant` baggage entry the handler sees."""
         return str(baggage.get_baggage("tenant"))
+
+    @app.tool()
+    async def consult(ctx: Context) -> str:  # type: ignore[type-arg]
+        """Talk back to the client: a log message, its roots, a sampling request."""
+        await ctx.info("consulting the client")
+        roots = await ctx.session.list_roots()
+        question = SamplingMessage(role="user", content=TextContent(type="text", text="2+2?"))
+        answer = await ctx.session.create_message(messages=[question], max_tokens=5)
+        return f"{len(roots.roots)} roots; the client says {answer.content.text}"  # type: ignore[union-attr]
+
+    @app.tool()
+    async def sleep(seconds: float) -> str:
+        """Take a while."""
+        await anyio.sleep(seconds)
+        return "rested"
 
     @app.prompt()
     def greet(name: str) -> str:

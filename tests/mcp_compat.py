@@ -119,3 +119,44 @@ def streamable_http_app(app: Any, *, stateless: bool, json_response: bool) -> An
 def sse_app(app: Any) -> Any:
     """The Starlette app serving a high-level app over SSE: GET /sse, POST /messages/."""
     return app.sse_app()
+
+
+@asynccontextmanager
+async def sdk_client(app: Any, **callbacks: Any) -> AsyncIterator[Any]:
+    """The SDK's own `ClientSession`, initialized, talking to `app` over in-memory streams."""
+    from mcp import ClientSession
+
+    server = lowlevel(app)
+    async with (
+        create_client_server_memory_streams() as (client_streams, server_streams),
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(
+            lambda: server.run(server_streams[0], server_streams[1], server.create_initialization_options())
+        )
+        async with ClientSession(client_streams[0], client_streams[1], **callbacks) as session:
+            await session.initialize()
+            yield session
+        group.cancel_scope.cancel()
+
+
+async def call_tool_with_meta(session: Any, name: str, arguments: dict[str, Any], meta: dict[str, Any]) -> Any:
+    """`tools/call` with the caller's own `_meta` (1.x sessions before 1.13 take no `meta=`)."""
+    if not MCP1:
+        return await session.call_tool(name, arguments, meta=meta)
+    request = _types.CallToolRequest(
+        method="tools/call", params=_types.CallToolRequestParams(name=name, arguments=arguments, _meta=meta)
+    )
+    return await session.send_request(_types.ClientRequest(request), _types.CallToolResult)
+
+
+def read_timeout(seconds: float) -> Any:
+    """A session read timeout as the generation's `ClientSession` takes it."""
+    from datetime import timedelta
+
+    return timedelta(seconds=seconds) if MCP1 else seconds
+
+
+def is_error(result: Any) -> bool:
+    """`CallToolResult.isError` (1.x) / `.is_error` (2.x)."""
+    return bool(getattr(result, "isError", None) or getattr(result, "is_error", None))

@@ -32,28 +32,61 @@ ROOT = Path(__file__).resolve().parent.parent
 def patched_targets() -> list[tuple[Any, str]]:
     """Every (owner, attribute) the instrumentation wraps on the installed SDK generation."""
     import mcp
+    import mcp.client.sse
+    import mcp.client.stdio
+    import mcp.client.streamable_http
+    import mcp.server.sse
     import mcp.server.stdio
+    import mcp.server.streamable_http
 
-    targets: list[tuple[Any, str]] = [(mcp.server.stdio, "stdio_server"), (mcp, "stdio_server")]
+    transports: list[tuple[Any, str]] = [
+        (mcp.server.stdio, "stdio_server"),
+        (mcp, "stdio_server"),
+        (mcp.client.stdio, "stdio_client"),
+        (mcp, "stdio_client"),
+        (mcp.client.sse, "sse_client"),
+        (mcp.client.streamable_http.StreamableHTTPTransport, "__init__"),
+        (mcp.server.streamable_http.StreamableHTTPServerTransport, "handle_request"),
+        (mcp.server.sse.SseServerTransport, "handle_post_message"),
+    ]
+    for name in ("streamable_http_client", "streamablehttp_client"):
+        if hasattr(mcp.client.streamable_http, name):
+            transports.append((mcp.client.streamable_http, name))
     if MCP1:
+        from mcp.client.session import ClientSession
         from mcp.server.lowlevel.server import Server
         from mcp.server.session import ServerSession
-        from mcp.shared.session import RequestResponder
+        from mcp.shared.session import BaseSession, RequestResponder
 
         return [
-            *targets,
+            *transports,
             (Server, "_handle_message"),
             (ServerSession, "_received_request"),
+            (ClientSession, "_received_request"),
+            (ClientSession, "_received_notification"),
             (RequestResponder, "respond"),
+            (BaseSession, "send_request"),
+            (BaseSession, "send_notification"),
         ]
+    from mcp.client.session import ClientSession
     from mcp.server import _streamable_http_modern
     from mcp.server._otel import OpenTelemetryMiddleware
     from mcp.server.runner import ServerRunner
+    from mcp.shared import jsonrpc_dispatcher
+    from mcp.shared.direct_dispatcher import DirectDispatcher
 
     return [
-        *targets,
+        *transports,
         (ServerRunner, "_on_request"),
         (ServerRunner, "_on_notify"),
+        (ClientSession, "_on_request"),
+        (ClientSession, "_on_notify"),
+        (jsonrpc_dispatcher.JSONRPCDispatcher, "send_raw_request"),
+        (jsonrpc_dispatcher.JSONRPCDispatcher, "notify"),
+        (DirectDispatcher, "send_raw_request"),
+        (DirectDispatcher, "notify"),
+        (jsonrpc_dispatcher, "otel_span"),
+        (jsonrpc_dispatcher, "inject_trace_context"),
         (OpenTelemetryMiddleware, "__call__"),
         (_streamable_http_modern, "_tool_input_schema"),
     ]

@@ -1,0 +1,166 @@
+"""CLIENT spans of the SDK's own client, injection into `_meta`, and traffic from the server to the client."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from mcp import types
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from opentelemetry_instrumentation_mcp import McpInstrumentor
+from tests.apps import reference_app
+from tests.conftest import ours
+from tests.mcp_compat import MCP1, call_tool_with_meta, is_error, read_timeout, sdk_client
+from tests.test_server_spans import PARENT_ID, TRACE_ID, TRACEPARENT
+
+pytestmark = pytest.mark.anyio
+
+
+def by_kind(spans: list[ReadableSpan], kind: SpanKind) -> list[ReadableSpan]:
+    return [span for span in spans if span.kind is kind]
+
+
+def one(spans: list[ReadableSpan], name: str, kind: SpanKind) -> ReadableSpan:
+    [span] = [span for span in spans if span.name == name and span.kind is kind]
+    return span
+
+
+def child_of(child: ReadableSpan, parent: ReadableSpan) -> bool:
+    return child.parent is not None and (child.parent.trace_id, child.parent.span_id) == (
+        parent.context.trace_id,
+        parent.context.span_id,
+    )
+
+
+async def test_every_message_has_a_client_span_whose_server_span_is_its_child(
+    instrumented: InMemorySpanExporter,
+) -> None:
+    async with sdk_client(reference_app()) as session:
+        await session.call_tool("add", {"a": 1, "b": 2})
+        await session.send_ping()
+        await session.send_roots_list_changed()
+        await session.send_ping()  # the notification above is handled by the time this is answered
+    spans = ours(instrumented)
+    clients, servers = by_kind(spans, SpanKind.CLIENT), by_kind(spans, SpanKind.SERVER)
+    assert sorted(span.name for span in clients) == sorted(span.name for span in servers)
+    assert {
+        "initialize",
+        "notifications/initialized",
+        "tools/call add",
+        "ping",
+        "notifications/roots/list_changed",
+    } <= {span.name for span in clients}
+    for client in clients:
+        [server] = [
+            span
+            for span in servers
+            if span.name == client.name
+            and (span.attributes or {}).get("jsonrpc.request.id") == (client.attributes or {}).get("jsonrpc.request.id")
+            and child_of(span, client)
+        ]
+        assert client.parent is None
+    call = one(spans, "tools/call add", SpanKind.CLIENT)
+    assert dict(call.attributes or {}) == {
+        "mcp.method.name": "tools/call",
+        "jsonrpc.request.id": dict(one(spans, "tools/call add", SpanKind.SERVER).attributes or {})[
+            "jsonrpc.request.id"
+        ],
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "add",
+        "mcp.protocol.version": dict(one(spans, "initialize", SpanKind.CLIENT).attributes or {})[
+            "mcp.protocol.version"
+        ],
+    }
+    assert "jsonrpc.request.id" not in (one(spans, "notifications/initialized", SpanKind.CLIENT).attributes or {})
+    # only our spans: on mcp 2.x the SDK's own `MCP send` spans are replaced
+    assert [span.name for span in instrumented.get_finished_spans() if span not in spans] == ["add.compute"]
+
+
+async def test_client_errors(instrumented: InMemorySpanExporter) -> None:
+    async with sdk_client(reference_app()) as session:
+        assert is_error(await session.call_tool("explode", {}))
+        with pytest.raises(Exception) as refused:  # noqa: PT011 - McpError on 1.x, MCPError on 2.x
+            await session.read_resource("demo://missing")
+    spans = ours(instrumented)
+    tool = one(spans, "tools/call explode", SpanKind.CLIENT)
+    assert (dict(tool.attributes or {})["error.type"], tool.status.status_code) == ("tool_error", StatusCode.ERROR)
+    read = one(spans, "resources/read", SpanKind.CLIENT)
+    code = str(refused.value.error.code)  # type: ignore[attr-defined]
+    attributes = dict(read.attributes or {})
+    assert (attributes["error.type"], attributes["rpc.response.status_code"]) == (code, code)
+    assert attributes["mcp.resource.uri"] == "demo://missing"
+    assert read.status.status_code is StatusCode.ERROR  # every JSON-RPC error is an error on the client
+
+
+async def test_timeout_records_the_exception_class(instrumented: InMemorySpanExporter) -> None:
+    async with sdk_client(reference_app(), read_timeout_seconds=read_timeout(0.2)) as session:
+        with pytest.raises(Exception) as timed_out:  # noqa: PT011
+            await session.call_tool("sleep", {"seconds": 3})
+    span = one(ours(instrumented), "tools/call sleep", SpanKind.CLIENT)
+    attributes = dict(span.attributes or {})
+    assert attributes["error.type"] == type(timed_out.value).__qualname__
+    assert "rpc.response.status_code" not in attributes
+    assert span.status.status_code is StatusCode.ERROR
+
+
+async def test_callers_meta_is_kept_and_not_mutated(instrumented: InMemorySpanExporter) -> None:
+    meta = {"traceparent": TRACEPARENT, "note": {"mine": [1, 2]}}
+    before = copy.deepcopy(meta)
+    async with sdk_client(reference_app()) as session:
+        result = await call_tool_with_meta(session, "current_trace", {}, meta)
+    assert meta == before
+    trace_id, _ = result.content[0].text.split("-")
+    assert trace_id == TRACE_ID  # the caller's own traceparent went out, not ours
+    server = one(ours(instrumented), "tools/call current_trace", SpanKind.SERVER)
+    assert server.parent is not None
+    assert format(server.parent.span_id, "016x") == PARENT_ID
+
+
+async def sampling(context: Any, params: Any) -> Any:
+    return types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text="4"), model="test-model"
+    )
+
+
+async def roots(context: Any) -> Any:
+    return types.ListRootsResult(roots=[types.Root(uri="file:///tmp", name="tmp")])  # type: ignore[arg-type]
+
+
+async def test_server_to_client_traffic_is_traced_both_ways(instrumented: InMemorySpanExporter) -> None:
+    logged: list[Any] = []
+
+    async def log(params: Any) -> None:
+        logged.append(params)
+
+    async with sdk_client(
+        reference_app(), sampling_callback=sampling, list_roots_callback=roots, logging_callback=log
+    ) as session:
+        result = await session.call_tool("consult", {})
+    assert result.content[0].text == "1 roots; the client says 4"
+    assert len(logged) == 1
+    spans = ours(instrumented)
+    tool = one(spans, "tools/call consult", SpanKind.SERVER)
+    assert child_of(tool, one(spans, "tools/call consult", SpanKind.CLIENT))
+    for method in ("notifications/message", "roots/list", "sampling/createMessage"):
+        sent = one(spans, method, SpanKind.CLIENT)
+        received = one(spans, method, SpanKind.SERVER)
+        assert child_of(sent, tool), method
+        assert child_of(received, sent), method
+    assert "jsonrpc.request.id" in (one(spans, "roots/list", SpanKind.CLIENT).attributes or {})
+
+
+@pytest.mark.skipif(MCP1, reason="mcp 1.x has no tracing of its own")
+async def test_sdk_client_spans_come_back_after_uninstrument(exporter: InMemorySpanExporter) -> None:
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument()
+    instrumentor.uninstrument()
+    async with sdk_client(reference_app()) as session:
+        await session.call_tool("add", {"a": 1, "b": 2})
+    names = [(span.name, span.kind) for span in exporter.get_finished_spans()]
+    assert ("MCP send tools/call add", SpanKind.CLIENT) in names
+    assert ("tools/call add", SpanKind.SERVER) in names
+    assert ours(exporter) == []
