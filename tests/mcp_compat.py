@@ -127,14 +127,13 @@ async def sdk_client(app: Any, **callbacks: Any) -> AsyncIterator[Any]:
     from mcp import ClientSession
 
     server = lowlevel(app)
+    options = server.create_initialization_options()
     async with (
-        create_client_server_memory_streams() as (client_streams, server_streams),
+        create_client_server_memory_streams() as ((client_read, client_write), (server_read, server_write)),
         anyio.create_task_group() as group,
     ):
-        group.start_soon(
-            lambda: server.run(server_streams[0], server_streams[1], server.create_initialization_options())
-        )
-        async with ClientSession(client_streams[0], client_streams[1], **callbacks) as session:
+        group.start_soon(lambda: server.run(server_read, server_write, options))
+        async with ClientSession(client_read, client_write, **callbacks) as session:
             await session.initialize()
             yield session
         group.cancel_scope.cancel()
