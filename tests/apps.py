@@ -4,8 +4,7 @@ Run as a script it serves the reference app: `python tests/apps.py stdio` or
 `python tests/apps.py http PORT [--stateless] [--json]` (streamable HTTP under uvicorn on 127.0.0.1).
 """
 
-from __future__ import annotations
-
+import importlib
 import sys
 from typing import Any
 
@@ -23,9 +22,9 @@ except ImportError:  # mcp 1.x
 _tracer = trace.get_tracer("tests.apps")
 
 
-def reference_app(**settings: Any) -> Any:
-    """Tools that succeed, raise and fail; a prompt; a resource that reads and one that raises."""
-    app = HighLevelServer("reference", **settings)
+def reference_app() -> Any:
+    """Tools that succeed, raise, sleep, talk back to the client and call out; a prompt; a resource."""
+    app = HighLevelServer("reference")
 
     @app.tool()
     def add(a: int, b: int) -> int:
@@ -50,7 +49,7 @@ def reference_app(**settings: Any) -> Any:
         return str(baggage.get_baggage("tenant"))
 
     @app.tool()
-    async def consult(ctx: Context) -> str:  # type: ignore[type-arg]
+    async def consult(ctx: Context) -> str:  # type: ignore[type-arg] - a real annotation: old FastMCP reads it
         """Talk back to the client: a log message, its roots, a sampling request."""
         await ctx.info("consulting the client")
         roots = await ctx.session.list_roots()
@@ -63,6 +62,38 @@ def reference_app(**settings: Any) -> Any:
         """Take a while."""
         await anyio.sleep(seconds)
         return "rested"
+
+    @app.tool()
+    async def fetch(url: str, library: str) -> str:
+        """GET `url` with an HTTP client library: httpx, httpx2, requests or aiohttp."""
+        if library in ("httpx", "httpx2"):
+            client_module = importlib.import_module(library)
+            async with client_module.AsyncClient() as client:
+                return str((await client.get(url)).status_code)
+        if library == "requests":
+            import requests
+
+            return str(await anyio.to_thread.run_sync(lambda: requests.get(url, timeout=10).status_code))
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return str(response.status)
+
+    @app.tool()
+    async def delegate(transport: str, url: str = "") -> str:
+        """Ask another reference server, over `transport` (memory, stdio, http), to add 20 and 22."""
+        from tests.mcp_compat import connected, stdio_parameters
+
+        target: Any = {
+            "memory": reference_app,
+            "stdio": lambda: stdio_parameters(instrumented=True, service="inner-server"),
+        }
+        target = target[transport]() if transport in target else url
+        async with connected(transport, target) as session:
+            result = await session.call_tool("add", {"a": 20, "b": 22})
+            if transport == "stdio":  # mcp < 1.1x clients kill a stdio server on exit: let it export first
+                await anyio.sleep(0.5)
+        return f"inner says {result.content[0].text}"
 
     @app.prompt()
     def greet(name: str) -> str:
@@ -106,9 +137,10 @@ def main(argv: list[str]) -> None:
         return
     import uvicorn
 
-    port = int(argv[1])
-    app = reference_app(stateless_http="--stateless" in argv, json_response="--json" in argv)
-    uvicorn.run(app.streamable_http_app(), host="127.0.0.1", port=port, log_level="warning")
+    from tests.mcp_compat import streamable_http_app
+
+    asgi = streamable_http_app(reference_app(), stateless="--stateless" in argv, json_response="--json" in argv)
+    uvicorn.run(asgi, host="127.0.0.1", port=int(argv[1]), log_level="warning")
 
 
 if __name__ == "__main__":

@@ -159,3 +159,61 @@ def read_timeout(seconds: float) -> Any:
 def is_error(result: Any) -> bool:
     """`CallToolResult.isError` (1.x) / `.is_error` (2.x)."""
     return bool(getattr(result, "isError", None) or getattr(result, "is_error", None))
+
+
+def instrumented_command() -> str:
+    """`opentelemetry-instrument` beside this Python."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    command = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
+    assert command is not None, "opentelemetry-instrument is not installed beside this Python"
+    return command
+
+
+def stdio_parameters(
+    *, instrumented: bool, service: str = "reference-server", otel: dict[str, str] | None = None
+) -> Any:
+    """How to spawn the reference server over stdio, under `opentelemetry-instrument` or not.
+
+    The SDK's stdio client passes the server only a few safe variables: the `OTEL_*` ones go in `env=`.
+    """
+    import os
+    import sys
+    from pathlib import Path
+
+    from mcp import StdioServerParameters
+
+    root = Path(__file__).resolve().parent.parent
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(root)}
+    env.update({key: value for key, value in os.environ.items() if key.startswith("OTEL_")})
+    env.update(otel or {})
+    env["OTEL_SERVICE_NAME"] = service
+    server = [sys.executable, str(root / "tests" / "apps.py"), "stdio"]
+    command = [instrumented_command(), *server] if instrumented else server
+    return StdioServerParameters(command=command[0], args=command[1:], env=env, cwd=str(root))
+
+
+@asynccontextmanager
+async def connected(transport: str, target: Any = None, **callbacks: Any) -> AsyncIterator[Any]:
+    """An initialized SDK `ClientSession` to a reference server: `memory` (`target` the app), `stdio`
+    (`target` the `StdioServerParameters`) or `http` (`target` the streamable HTTP URL)."""
+    from mcp import ClientSession
+
+    if transport == "memory":
+        async with sdk_client(target, **callbacks) as session:
+            yield session
+        return
+    if transport == "stdio":
+        from mcp.client.stdio import stdio_client
+
+        opened: Any = stdio_client(target)
+    else:
+        from mcp.client import streamable_http
+
+        opened = getattr(streamable_http, "streamable_http_client", None) or streamable_http.streamablehttp_client
+        opened = opened(target)
+    async with opened as streams, ClientSession(streams[0], streams[1], **callbacks) as session:
+        await session.initialize()
+        yield session

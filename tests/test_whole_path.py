@@ -1,0 +1,236 @@
+"""The whole path: an agent's client, the MCP server's tool, what the tool calls next (HTTP, another MCP server),
+in one trace; in process and across processes started under `opentelemetry-instrument`."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from demo.receiver import OtlpReceiver, ReceivedSpan
+from demo.search_api import SearchApi
+from opentelemetry_instrumentation_mcp import McpInstrumentor
+from tests.apps import reference_app
+from tests.conftest import _PROVIDER, ours
+from tests.http_peers import free_port
+from tests.mcp_compat import connected, instrumented_command, stdio_parameters
+
+ROOT = Path(__file__).resolve().parent.parent
+MINE = "opentelemetry_instrumentation_mcp"
+
+
+def one(spans: list[ReadableSpan], name: str, kind: SpanKind) -> ReadableSpan:
+    [span] = [span for span in spans if span.name == name and span.kind is kind]
+    return span
+
+
+def child_of(child: ReadableSpan, parent: ReadableSpan) -> bool:
+    return child.parent is not None and (child.parent.trace_id, child.parent.span_id) == (
+        parent.context.trace_id,
+        parent.context.span_id,
+    )
+
+
+@pytest.mark.anyio
+async def test_nested_mcp_in_process(instrumented: InMemorySpanExporter) -> None:
+    async with connected("memory", reference_app()) as session:
+        result = await session.call_tool("delegate", {"transport": "memory"})
+    assert result.content[0].text == "inner says 42"
+    spans = ours(instrumented)
+    outer_client = one(spans, "tools/call delegate", SpanKind.CLIENT)
+    outer_server = one(spans, "tools/call delegate", SpanKind.SERVER)
+    inner_client = one(spans, "tools/call add", SpanKind.CLIENT)
+    inner_server = one(spans, "tools/call add", SpanKind.SERVER)
+    assert child_of(outer_server, outer_client)
+    assert child_of(inner_client, outer_server)
+    assert child_of(inner_server, inner_client)
+    inner_setup = [span.name for span in spans if span.kind is SpanKind.CLIENT and child_of(span, outer_server)]
+    assert inner_setup[:2] == ["initialize", "notifications/initialized"]
+
+
+HTTP_LIBRARIES = {
+    "httpx": ("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor"),
+    "httpx2": ("opentelemetry.instrumentation.httpx", "HTTPX2ClientInstrumentor"),
+    "requests": ("opentelemetry.instrumentation.requests", "RequestsInstrumentor"),
+    "aiohttp": ("opentelemetry.instrumentation.aiohttp_client", "AioHttpClientInstrumentor"),
+}
+
+
+@pytest.fixture(params=sorted(HTTP_LIBRARIES))
+def http_library(request: pytest.FixtureRequest, instrumented: InMemorySpanExporter) -> Iterator[str]:
+    library: str = request.param
+    module, name = HTTP_LIBRARIES[library]
+    try:
+        importlib.import_module(library)
+        instrumentor = getattr(importlib.import_module(module), name)()
+    except (ImportError, AttributeError):
+        pytest.skip(f"{library} or its instrumentation is not installed in this environment")
+    instrumentor.instrument(tracer_provider=_PROVIDER)
+    yield library
+    instrumentor.uninstrument()
+
+
+@pytest.mark.anyio
+async def test_downstream_http_continues_the_tool_span(instrumented: InMemorySpanExporter, http_library: str) -> None:
+    with SearchApi(delay=0) as api:
+        async with connected("memory", reference_app()) as session:
+            result = await session.call_tool("fetch", {"url": api.url, "library": http_library})
+    assert result.content[0].text == "200"
+    [headers] = api.received
+    _, trace_id, parent_id, _ = headers["traceparent"].split("-")
+    tool = one(ours(instrumented), "tools/call fetch", SpanKind.SERVER)
+    [http] = [span for span in instrumented.get_finished_spans() if span.context.span_id == int(parent_id, 16)]
+    assert http.kind is SpanKind.CLIENT
+    assert child_of(http, tool)
+    assert trace_id == format(tool.context.trace_id, "032x")
+
+
+# --- across processes ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+def otel_env(receiver: OtlpReceiver) -> dict[str, str]:
+    return {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "50",
+    }
+
+
+class HttpServer:
+    """The reference server as its own process, serving streamable HTTP on 127.0.0.1."""
+
+    def __init__(self, env: dict[str, str], *, instrumented: bool, service: str) -> None:
+        self.port = free_port()
+        command = [sys.executable, "tests/apps.py", "http", str(self.port)]
+        if instrumented:
+            command.insert(0, instrumented_command())
+        full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, **env}
+        full_env.update(PYTHONPATH=str(ROOT), OTEL_SERVICE_NAME=service)
+        self.process = subprocess.Popen(command, cwd=ROOT, env=full_env, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    break
+            assert self.process.poll() is None, "the HTTP server process exited"
+            assert time.monotonic() < deadline, "the HTTP server process did not start listening"
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def stop(self) -> None:
+        self.process.terminate()  # uvicorn shuts down on SIGTERM, and the SDK flushes its spans at exit
+        self.process.wait(30)
+
+
+async def converse(transport: str, target: Any, inner: str, exported: Any = None) -> list[str]:
+    """Call `add`, then `delegate` to an inner server; `exported` waits, connected, for the server's export."""
+    async with connected(transport, target) as session:
+        answers = [(await session.call_tool("add", {"a": 1, "b": 2})).content[0].text]
+        answers.append((await session.call_tool("delegate", {"transport": transport, "url": inner})).content[0].text)
+        if exported is not None:  # mcp < 1.1x clients kill a stdio server on exit
+            await anyio.to_thread.run_sync(exported)
+    return answers
+
+
+def assert_one_trace(client_spans: list[ReadableSpan], server_spans: list[ReceivedSpan], transport: str) -> None:
+    """client CLIENT `tools/call delegate` -> outer SERVER -> outer CLIENT `tools/call add` -> inner SERVER."""
+    outer_client = one(client_spans, "tools/call delegate", SpanKind.CLIENT)
+    trace_id, client_id = format(outer_client.context.trace_id, "032x"), format(outer_client.context.span_id, "016x")
+    mcp_spans = [span for span in server_spans if span.scope_name == MINE and span.trace_id == trace_id]
+
+    def only(name: str, kind: SpanKind, service: str) -> ReceivedSpan:
+        [span] = [s for s in mcp_spans if (s.name, s.kind, s.resource["service.name"]) == (name, kind, service)]
+        return span
+
+    outer = only("tools/call delegate", SpanKind.SERVER, "outer-server")
+    inner_call = only("tools/call add", SpanKind.CLIENT, "outer-server")
+    inner = only("tools/call add", SpanKind.SERVER, "inner-server")
+    assert outer.parent_span_id == client_id
+    assert inner_call.parent_span_id == outer.span_id
+    assert inner.parent_span_id == inner_call.span_id
+    expected = "pipe" if transport == "stdio" else "tcp"
+    for span in (outer, inner_call, inner):
+        assert span.attributes["network.transport"] == expected
+    assert dict(outer_client.attributes or {})["network.transport"] == expected
+    if transport == "http":
+        assert inner_call.attributes["server.address"] == "127.0.0.1"
+        assert "mcp.session.id" in inner_call.attributes
+        assert dict(outer_client.attributes or {})["mcp.session.id"] == outer.attributes["mcp.session.id"]
+    # exactly one span per message per side: none of the mcp 2.x SDK's own beside ours
+    assert [span.name for span in server_spans if span.scope_name == "mcp-python-sdk"] == []
+    server_side = [
+        (span.name, span.kind, span.resource["service.name"], span.attributes.get("jsonrpc.request.id"))
+        for span in mcp_spans
+    ]
+    assert len(server_side) == len(set(server_side))
+
+
+def test_across_processes_over_stdio(instrumented: InMemorySpanExporter, receiver: OtlpReceiver) -> None:
+    receiver.clear()
+    traced = stdio_parameters(instrumented=True, service="outer-server", otel=otel_env(receiver))
+    answers = anyio.run(
+        converse,
+        "stdio",
+        traced,
+        "",
+        lambda: receiver.wait_for_spans(
+            lambda span: span.name == "tools/call delegate" and span.kind is SpanKind.SERVER
+        ),
+    )
+    assert_one_trace(ours(instrumented), receiver.spans, "stdio")
+    McpInstrumentor().uninstrument()
+    try:
+        plain = anyio.run(converse, "stdio", stdio_parameters(instrumented=False, service="plain"), "")
+    finally:
+        McpInstrumentor().instrument(tracer_provider=_PROVIDER)
+    assert answers == plain == ["3", "inner says 42"]
+
+
+def test_across_processes_over_http(instrumented: InMemorySpanExporter, receiver: OtlpReceiver) -> None:
+    receiver.clear()
+    env = otel_env(receiver)
+    inner = HttpServer(env, instrumented=True, service="inner-server")
+    outer = HttpServer(env, instrumented=True, service="outer-server")
+    try:
+        answers = anyio.run(converse, "http", outer.url, inner.url)
+    finally:
+        outer.stop()
+        inner.stop()
+    receiver.wait_for_spans(
+        lambda span: span.name == "tools/call add" and span.resource["service.name"] == "inner-server"
+    )
+    assert_one_trace(ours(instrumented), receiver.spans, "http")
+    plain_inner = HttpServer({}, instrumented=False, service="plain")
+    plain_outer = HttpServer({}, instrumented=False, service="plain")
+    McpInstrumentor().uninstrument()
+    try:
+        plain = anyio.run(converse, "http", plain_outer.url, plain_inner.url)
+    finally:
+        McpInstrumentor().instrument(tracer_provider=_PROVIDER)
+        plain_outer.stop()
+        plain_inner.stop()
+    assert answers == plain == ["3", "inner says 42"]
