@@ -36,7 +36,7 @@ class SearchApi:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+            def log_message(self, format: str, *args: object) -> None:
                 """Quiet: the demo prints traces, not access logs."""
 
         return Handler

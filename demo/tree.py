@@ -14,12 +14,21 @@ def _duration_ms(span: ReceivedSpan) -> float:
     return (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
 
 
-def _columns(span: ReceivedSpan, slowest: float) -> tuple[str, str, str]:
-    duration = _duration_ms(span)
-    bar = "█" * max(1, round(24 * duration / slowest)) if slowest else ""
-    details = " ".join(f"{key}={span.attributes[key]}" for key in _SHOWN_ATTRIBUTES if key in span.attributes)
-    service = span.resource.get("service.name", "?")
-    return f"{span.kind.name.lower():8} {service}", f"{duration:8.1f} ms {bar:24}", details
+_WIDTH = 30
+
+
+def _bar(span: ReceivedSpan, start: int, total: int) -> str:
+    """The span on the trace's timeline, as a tracing UI's waterfall draws it."""
+    offset = round(_WIDTH * (span.start_time_unix_nano - start) / total) if total else 0
+    length = max(1, round(_WIDTH * (span.end_time_unix_nano - span.start_time_unix_nano) / total)) if total else 1
+    return (" " * min(offset, _WIDTH - 1) + "█" * length)[:_WIDTH].ljust(_WIDTH)
+
+
+def _details(span: ReceivedSpan) -> str:
+    url = span.attributes.get("url.full") or span.attributes.get("http.url")
+    if url is not None:
+        return str(url)
+    return " ".join(f"{key}={span.attributes[key]}" for key in _SHOWN_ATTRIBUTES if key in span.attributes)
 
 
 def render(spans: Iterable[ReceivedSpan]) -> str:
@@ -29,11 +38,17 @@ def render(spans: Iterable[ReceivedSpan]) -> str:
     children: dict[str | None, list[ReceivedSpan]] = defaultdict(list)
     for span in spans:
         children[span.parent_span_id if span.parent_span_id in ids else None].append(span)
-    slowest = max((_duration_ms(span) for span in spans), default=0.0)
     rows: list[tuple[str, ...]] = []
+    leaves = [span for span in spans if not children[span.span_id]]
+    slowest = max(leaves, key=_duration_ms, default=None)
+    start = total = 0
 
     def walk(span: ReceivedSpan, prefix: str, last: bool) -> None:
-        rows.append((f"{prefix}{'└─ ' if last else '├─ '}{span.name}", *_columns(span, slowest)))
+        duration = f"{_duration_ms(span):8.1f} ms"
+        marker = "  ◀ the slow part" if span is slowest else ""
+        service = f"{span.kind.name.lower():8} {span.resource.get('service.name', '?')}"
+        label = f"{prefix}{'└─ ' if last else '├─ '}{span.name}"
+        rows.append((label, service, f"{duration} {_bar(span, start, total)}", _details(span) + marker))
         kids = children[span.span_id]
         for index, child in enumerate(kids):
             walk(child, prefix + ("   " if last else "│  "), index == len(kids) - 1)
@@ -41,6 +56,7 @@ def render(spans: Iterable[ReceivedSpan]) -> str:
     for root in children[None]:
         remote = f" (its parent {root.parent_span_id} is in the caller's process)" if root.parent_span_id else ""
         rows.append((f"trace {root.trace_id}{remote}",))
+        start, total = root.start_time_unix_nano, root.end_time_unix_nano - root.start_time_unix_nano
         walk(root, "", True)
     width = max((len(row[0]) for row in rows if len(row) > 1), default=0)
     service_width = max((len(row[1]) for row in rows if len(row) > 1), default=0)

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
+
+if TYPE_CHECKING:
+    from opentelemetry_instrumentation_mcp._transport import ClientTransport
 
 _ATTRIBUTE = "_opentelemetry_mcp_session"
 
@@ -24,6 +28,8 @@ class SessionState:
     session_id: str | None = None
     network: Mapping[str, AttributeValue] = field(default_factory=dict)
     """The `network.*` attributes of the session's transport, for messages that arrive without them."""
+    client: ClientTransport | None = None
+    """The transport of a client session, taken from the one its task opened last."""
 
 
 def session_state(session: object) -> SessionState:

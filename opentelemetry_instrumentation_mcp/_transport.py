@@ -1,10 +1,14 @@
-"""Which transport a message travels on, told by the SDK's transport context managers.
+"""Which transport a message travels on, told by the SDK's transports as they start.
 
-The SDK's transports are async context managers (`stdio_server()`, `stdio_client()`,
-`streamable_http_client()`, `sse_client()`); everything a session does inside one travels on it. Each is
-wrapped so that its body runs with a context variable naming the transport: the mark is set before the SDK's
-own context is entered, so the tasks the SDK spawns there carry it too (mcp 2.x runs handlers in the context
-of the task that read the message).
+Server side: `stdio_server()` is wrapped (where the SDK defines it and where its own modules bound the name)
+so that its body runs with a context variable set; the mark is set before the SDK's context is entered, so
+the tasks the SDK spawns there carry it too (mcp 2.x runs handlers in the context of the task that read the
+message).
+
+Client side: user code imports `stdio_client` and the HTTP clients by name, often before instrumenting, so
+their entry points cannot be relied on. Steps every client transport takes inside, which the SDK looks up at
+run time (spawning the process, creating the `StreamableHTTPTransport`, opening the SSE stream), note the
+transport in a context variable of the task that opens it; the `ClientSession` created next takes it.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Transport
+from opentelemetry_instrumentation_mcp._session import SessionState
 
 Attributes = dict[str, AttributeValue]
+Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 
 _PIPE: Attributes = {NETWORK_TRANSPORT: NetworkTransportValues.PIPE.value}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -35,7 +41,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @dataclass(slots=True)
 class ClientTransport:
-    """The transport of the client sessions opened inside a client transport's context manager."""
+    """The transport a client session talks over."""
 
     attributes: Attributes
     http: Any = None
@@ -47,7 +53,7 @@ class ClientTransport:
 
 
 _serving_stdio: ContextVar[bool] = ContextVar("opentelemetry_mcp_serving_stdio", default=False)
-_client_transport: ContextVar[ClientTransport | None] = ContextVar("opentelemetry_mcp_client_transport", default=None)
+_opened: ContextVar[ClientTransport | None] = ContextVar("opentelemetry_mcp_opened_transport", default=None)
 
 
 def stdio_transport() -> Transport:
@@ -55,10 +61,17 @@ def stdio_transport() -> Transport:
     return Transport(_PIPE) if _serving_stdio.get() else NO_TRANSPORT
 
 
-def client_transport() -> Transport:
-    """The transport of the client transport context manager this code runs in, else nothing."""
-    current = _client_transport.get()
-    return current.transport() if current is not None else NO_TRANSPORT
+def client_transport(state: SessionState) -> Transport:
+    """The transport of a client session's messages."""
+    return state.client.transport() if state.client is not None else NO_TRANSPORT
+
+
+def take_client_transport() -> ClientTransport | None:
+    """The client transport this task opened last, for the `ClientSession` being created; no later one gets it."""
+    opened = _opened.get()
+    if opened is not None:
+        _opened.set(None)
+    return opened
 
 
 def network_attributes(attributes: Mapping[str, AttributeValue]) -> Attributes:
@@ -79,17 +92,15 @@ def _url_attributes(url: object) -> Attributes:
     return attributes
 
 
-class _Marked:
-    """An SDK transport context manager whose body runs with a context variable set."""
+class _ServingStdio:
+    """The SDK's `stdio_server()` context manager, whose body runs marked as served over a pipe."""
 
-    def __init__(self, manager: Any, variable: ContextVar[Any], value: object) -> None:
+    def __init__(self, manager: Any) -> None:
         self._manager = manager
-        self._variable = variable
-        self._value = value
-        self._token: Token[Any] | None = None
+        self._token: Token[bool] | None = None
 
     async def __aenter__(self) -> Any:
-        self._token = self._variable.set(self._value)
+        self._token = _serving_stdio.set(True)
         return await self._manager.__aenter__()
 
     async def __aexit__(
@@ -100,82 +111,67 @@ class _Marked:
         finally:
             if self._token is not None:
                 with suppress(ValueError):  # exited in another context than it was entered in
-                    self._variable.reset(self._token)
+                    _serving_stdio.reset(self._token)
 
 
-def _first_argument(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> object:
-    return args[0] if args else kwargs.get(name)
+def _stdio_server(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _ServingStdio:
+    return _ServingStdio(wrapped(*args, **kwargs))
 
 
-def _stdio_server(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Marked:
-    return _Marked(wrapped(*args, **kwargs), _serving_stdio, True)
+def _noting(transport: Callable[[tuple[Any, ...]], ClientTransport]) -> Wrapper:
+    """A wrapper of a step of a client transport: notes the transport for the next session."""
 
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        _opened.set(transport(args))
+        return wrapped(*args, **kwargs)
 
-def _stdio_client(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Marked:
-    return _Marked(wrapped(*args, **kwargs), _client_transport, ClientTransport(_PIPE))
-
-
-def _http_client(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Marked:
-    url = _first_argument(args, kwargs, "url")
-    return _Marked(wrapped(*args, **kwargs), _client_transport, ClientTransport(_url_attributes(url)))
+    return wrapper
 
 
 def _http_transport_init(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """`StreamableHTTPTransport.__init__`: the client transport it is created in learns of it."""
+    """`StreamableHTTPTransport.__init__`: the transport knows its URL, and later its session id."""
     wrapped(*args, **kwargs)
-    current = _client_transport.get()
-    if current is not None:
-        current.http = instance
+    _opened.set(ClientTransport(_url_attributes(getattr(instance, "url", None)), http=instance))
 
 
-Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
+_SERVER_FUNCTION = ("mcp.server.stdio", "stdio_server")
+_REEXPORTS = ("mcp", "mcp.server.lowlevel.server", "mcp.server.fastmcp.server", "mcp.server.mcpserver.server")
+"""Modules of the SDK that bind `stdio_server` by name; patched too when already imported."""
 
-_FUNCTIONS: tuple[tuple[str, str, Wrapper], ...] = (
-    ("mcp.server.stdio", "stdio_server", _stdio_server),
-    ("mcp.client.stdio", "stdio_client", _stdio_client),
-    ("mcp.client.streamable_http", "streamable_http_client", _http_client),
-    ("mcp.client.streamable_http", "streamablehttp_client", _http_client),
-    ("mcp.client.sse", "sse_client", _http_client),
+_CLIENT_STEPS: tuple[tuple[str, str, Wrapper], ...] = (
+    ("mcp.client.stdio", "_create_platform_compatible_process", _noting(lambda args: ClientTransport(_PIPE))),
+    ("mcp.client.streamable_http", "StreamableHTTPTransport.__init__", _http_transport_init),
+    # the SSE stream's GET, which names the URL: `aconnect_sse(client, method, url)` in 1.x ...
+    ("mcp.client.sse", "aconnect_sse", _noting(lambda args: ClientTransport(_url_attributes(args[2])))),
+    # ... `sse_within_origin(client, url)` in 2.x
+    ("mcp.client.sse", "sse_within_origin", _noting(lambda args: ClientTransport(_url_attributes(args[1])))),
 )
-"""Transport context managers: (defining module, name, wrapper)."""
-
-_REEXPORTS = (
-    "mcp",
-    "mcp.client.client",
-    "mcp.client.session_group",
-    "mcp.server.lowlevel.server",
-    "mcp.server.fastmcp.server",
-    "mcp.server.mcpserver.server",
-)
-"""Modules of the SDK that bind those names themselves; patched too when already imported."""
-
-_HTTP_TRANSPORT = ("mcp.client.streamable_http", "StreamableHTTPTransport.__init__")
+"""Steps of the client transports: (module, attribute path, wrapper); those a release lacks are skipped."""
 
 
 class TransportPatch:
-    """Wraps the transport context managers where the SDK defines them and where its modules bound them."""
+    """Wraps `stdio_server` and the steps of the client transports."""
 
     def __init__(self) -> None:
-        self._wrapped: list[tuple[str, str]] = []
+        self._wrapped: list[tuple[Any, str]] = []
 
     def apply(self) -> None:
-        for module_name, name, wrapper in _FUNCTIONS:
-            original = getattr(importlib.import_module(module_name), name, None)
-            if original is None:  # a name this SDK release does not have
-                continue
-            owners = [module_name] + [
-                reexport
-                for reexport in _REEXPORTS
-                if reexport in sys.modules and getattr(sys.modules[reexport], name, None) is original
-            ]
-            for owner in owners:
-                wrap_function_wrapper(owner, name, wrapper)
-                self._wrapped.append((owner, name))
-        wrap_function_wrapper(*_HTTP_TRANSPORT, _http_transport_init)
+        module_name, name = _SERVER_FUNCTION
+        original = getattr(importlib.import_module(module_name), name)
+        for owner in (module_name, *_REEXPORTS):
+            module = sys.modules.get(owner)
+            if module is not None and getattr(module, name, None) is original:
+                wrap_function_wrapper(module, name, _stdio_server)
+                self._wrapped.append((module, name))
+        for step_module, path, wrapper in _CLIENT_STEPS:
+            module = importlib.import_module(step_module)
+            owner_name, _, attribute = path.rpartition(".")
+            owner = getattr(module, owner_name) if owner_name else module
+            if hasattr(owner, attribute):
+                wrap_function_wrapper(owner, attribute, wrapper)
+                self._wrapped.append((owner, attribute))
 
     def remove(self) -> None:
-        for owner, name in self._wrapped:
-            unwrap(sys.modules[owner], name)
+        for owner, attribute in self._wrapped:
+            unwrap(owner, attribute)
         self._wrapped = []
-        module_name, attribute = _HTTP_TRANSPORT
-        unwrap(getattr(importlib.import_module(module_name), attribute.split(".")[0]), "__init__")

@@ -32,7 +32,12 @@ from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import Message, Transport
 from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
 from opentelemetry_instrumentation_mcp._session import session_state
-from opentelemetry_instrumentation_mcp._transport import client_transport, network_attributes, stdio_transport
+from opentelemetry_instrumentation_mcp._transport import (
+    client_transport,
+    network_attributes,
+    stdio_transport,
+    take_client_transport,
+)
 
 Session = BaseSession[Any, Any, Any, Any, Any]
 Responder = RequestResponder[Any, Any]
@@ -71,7 +76,7 @@ def _http_request(metadata: object) -> Any:
 def _session_transport(session: Session) -> Transport:
     """The transport of a session's messages that carry none of their own (1.x drops it on notifications)."""
     if not isinstance(session, ServerSession):
-        return client_transport()
+        return client_transport(session_state(session))
     stdio = stdio_transport()
     if stdio.attributes:
         return stdio
@@ -207,6 +212,16 @@ class _Injecting(_Proxy):
         return guarded("injecting trace context", lambda: _with_meta(data, self._self_operation), data)
 
 
+def _client_created(wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """`ClientSession.__init__`: the session talks over the transport its task opened last."""
+    wrapped(*args, **kwargs)
+    guarded("noting a session's transport", lambda: _note_client(instance), None)
+
+
+def _note_client(session: ClientSession) -> None:
+    session_state(session).client = take_client_transport()
+
+
 def _first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
     return args[0] if args else kwargs[name]
 
@@ -226,6 +241,7 @@ class Patches:
     def apply(self) -> None:
         wrap_function_wrapper("mcp.server.lowlevel.server", "Server._handle_message", self._handle_message)
         wrap_function_wrapper("mcp.server.session", "ServerSession._received_request", self._server_received)
+        wrap_function_wrapper("mcp.client.session", "ClientSession.__init__", _client_created)
         wrap_function_wrapper("mcp.client.session", "ClientSession._received_request", self._client_received)
         wrap_function_wrapper("mcp.client.session", "ClientSession._received_notification", self._notified)
         wrap_function_wrapper("mcp.shared.session", "RequestResponder.respond", _capture_response)
@@ -235,6 +251,7 @@ class Patches:
     def remove(self) -> None:
         unwrap(Server, "_handle_message")
         unwrap(ServerSession, "_received_request")
+        unwrap(ClientSession, "__init__")
         unwrap(ClientSession, "_received_request")
         unwrap(ClientSession, "_received_notification")
         unwrap(RequestResponder, "respond")

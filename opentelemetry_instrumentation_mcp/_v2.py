@@ -35,7 +35,7 @@ from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import Message, Transport
 from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
 from opentelemetry_instrumentation_mcp._session import SessionState, session_state
-from opentelemetry_instrumentation_mcp._transport import client_transport, stdio_transport
+from opentelemetry_instrumentation_mcp._transport import client_transport, stdio_transport, take_client_transport
 
 _SDK_MIDDLEWARE_MODULE = "mcp.server._otel"
 _DISPATCHER_MODULE = "mcp.shared.jsonrpc_dispatcher"
@@ -89,7 +89,7 @@ def _inbound(
 
 def _outbound(method: str, params: object, request_id: object, state: SessionState) -> Message:
     fields = _fields(params)
-    client = client_transport()
+    client = client_transport(state)
     return Message(
         method,
         request_id=request_id,
@@ -132,6 +132,19 @@ def _replace_params(args: tuple[Any, ...], kwargs: dict[str, Any], params: objec
     if len(args) >= 2:
         return (args[0], params, *args[2:]), kwargs
     return args, {**kwargs, "params": params}
+
+
+def _client_created(wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """`ClientSession.__init__`: the session, and the dispatcher it sends with, talk over the transport its task
+    opened last."""
+    wrapped(*args, **kwargs)
+    guarded("noting a session's transport", lambda: _note_client(instance), None)
+
+
+def _note_client(session: ClientSession) -> None:
+    opened = take_client_transport()
+    session_state(session).client = opened
+    session_state(session._dispatcher).client = opened  # the SDK's own dispatcher sends the session's messages
 
 
 def _mute_sdk_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
@@ -177,6 +190,7 @@ class Patches:
         self._telemetry = telemetry
 
     def apply(self) -> None:
+        wrap_function_wrapper("mcp.client.session", "ClientSession.__init__", _client_created)
         for method in ("_on_request", "_on_notify"):
             wrap_function_wrapper("mcp.server.runner", f"ServerRunner.{method}", self._server_receive)
             wrap_function_wrapper("mcp.client.session", f"ClientSession.{method}", self._client_receive)
@@ -190,6 +204,7 @@ class Patches:
     def remove(self) -> None:
         unwrap(ServerRunner, "_on_request")
         unwrap(ServerRunner, "_on_notify")
+        unwrap(ClientSession, "__init__")
         unwrap(ClientSession, "_on_request")
         unwrap(ClientSession, "_on_notify")
         for dispatcher in (JSONRPCDispatcher, DirectDispatcher):
@@ -240,7 +255,7 @@ class Patches:
             kwargs,
             session=instance,
             version=lambda: instance.protocol_version,
-            otherwise=client_transport,
+            otherwise=lambda: client_transport(session_state(instance)),
         )
 
     async def _send_request(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

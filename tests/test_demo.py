@@ -1,4 +1,5 @@
-"""The README's demo command keeps working: a zero-code stdio server's trace, printed as a tree."""
+"""The README's demo command keeps working: one trace across the agent, the zero-code stdio server and the
+HTTP search API it calls, printed as a tree with the slow part marked."""
 
 from __future__ import annotations
 
@@ -9,17 +10,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_demo_prints_the_tool_call_trace() -> None:
+def test_demo_prints_one_trace_from_agent_to_search_api() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "tool answered: 3 results for distributed tracing"
-    tool = next(index for index, line in enumerate(lines) if line.startswith("└─ tools/call search "))
-    assert "server   search-server" in lines[tool]
-    assert "gen_ai.tool.name=search" in lines[tool]
-    assert "network.transport=pipe" in lines[tool]
-    children = [line.split()[1:3] for line in lines[tool + 1 : tool + 4]]
-    assert children == [["parse", "query"], ["cache", "lookup"], ["search", "backend"]]
-    assert any(line.startswith("└─ initialize ") for line in lines)
+    assert [line for line in lines if line.startswith("trace ")] == [lines[2]]  # one trace
+    tree = [" ".join(line.split()) for line in lines[3:]]
+    assert tree[0].startswith("└─ agent turn internal agent ")
+    [call] = [index for index, line in enumerate(tree) if line.startswith("├─ tools/call search client agent ")]
+    expected = [
+        "│ └─ tools/call search server search-server ",
+        "│ ├─ parse query internal search-server ",
+        "│ ├─ cache lookup internal search-server ",
+        "│ └─ GET client search-server ",
+    ]
+    assert [line[: len(prefix)] for line, prefix in zip(tree[call + 1 : call + 5], expected, strict=True)] == expected
+    assert tree[call + 4].endswith("◀ the slow part")
+    assert "network.transport=pipe" in tree[call]

@@ -42,16 +42,14 @@ def patched_targets() -> list[tuple[Any, str]]:
     transports: list[tuple[Any, str]] = [
         (mcp.server.stdio, "stdio_server"),
         (mcp, "stdio_server"),
-        (mcp.client.stdio, "stdio_client"),
-        (mcp, "stdio_client"),
-        (mcp.client.sse, "sse_client"),
+        (mcp.client.stdio, "_create_platform_compatible_process"),
         (mcp.client.streamable_http.StreamableHTTPTransport, "__init__"),
         (mcp.server.streamable_http.StreamableHTTPServerTransport, "handle_request"),
         (mcp.server.sse.SseServerTransport, "handle_post_message"),
     ]
-    for name in ("streamable_http_client", "streamablehttp_client"):
-        if hasattr(mcp.client.streamable_http, name):
-            transports.append((mcp.client.streamable_http, name))
+    transports += [
+        (mcp.client.sse, name) for name in ("aconnect_sse", "sse_within_origin") if hasattr(mcp.client.sse, name)
+    ]
     if MCP1:
         from mcp.client.session import ClientSession
         from mcp.server.lowlevel.server import Server
@@ -62,6 +60,7 @@ def patched_targets() -> list[tuple[Any, str]]:
             *transports,
             (Server, "_handle_message"),
             (ServerSession, "_received_request"),
+            (ClientSession, "__init__"),
             (ClientSession, "_received_request"),
             (ClientSession, "_received_notification"),
             (RequestResponder, "respond"),
@@ -79,6 +78,7 @@ def patched_targets() -> list[tuple[Any, str]]:
         *transports,
         (ServerRunner, "_on_request"),
         (ServerRunner, "_on_notify"),
+        (ClientSession, "__init__"),
         (ClientSession, "_on_request"),
         (ClientSession, "_on_notify"),
         (jsonrpc_dispatcher.JSONRPCDispatcher, "send_raw_request"),
