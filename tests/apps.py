@@ -91,7 +91,7 @@ def reference_app() -> Any:
         target = target[transport]() if transport in target else url
         async with connected(transport, target) as session:
             result = await session.call_tool("add", {"a": 20, "b": 22})
-            if transport == "stdio":  # mcp < 1.1x clients kill a stdio server on exit: let it export first
+            if transport == "stdio":  # mcp < 1.11 clients kill a stdio server on exit: let it export first
                 await anyio.sleep(0.5)
         return f"inner says {result.content[0].text}"
 

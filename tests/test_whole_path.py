@@ -151,7 +151,7 @@ async def converse(transport: str, target: Any, inner: str, exported: Any = None
     async with connected(transport, target) as session:
         answers = [(await session.call_tool("add", {"a": 1, "b": 2})).content[0].text]
         answers.append((await session.call_tool("delegate", {"transport": transport, "url": inner})).content[0].text)
-        if exported is not None:  # mcp < 1.1x clients kill a stdio server on exit
+        if exported is not None:  # mcp < 1.11 clients kill a stdio server on exit
             await anyio.to_thread.run_sync(exported)
     return answers
 
