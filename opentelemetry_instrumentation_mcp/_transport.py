@@ -158,15 +158,15 @@ class TransportPatch:
     def apply(self) -> None:
         module_name, name = _SERVER_FUNCTION
         original = getattr(importlib.import_module(module_name), name)
-        for owner in (module_name, *_REEXPORTS):
-            module = sys.modules.get(owner)
+        for binder in (module_name, *_REEXPORTS):
+            module = sys.modules.get(binder)
             if module is not None and getattr(module, name, None) is original:
                 wrap_function_wrapper(module, name, _stdio_server)
                 self._wrapped.append((module, name))
         for step_module, path, wrapper in _CLIENT_STEPS:
             module = importlib.import_module(step_module)
             owner_name, _, attribute = path.rpartition(".")
-            owner = getattr(module, owner_name) if owner_name else module
+            owner: Any = getattr(module, owner_name) if owner_name else module
             if hasattr(owner, attribute):
                 wrap_function_wrapper(owner, attribute, wrapper)
                 self._wrapped.append((owner, attribute))

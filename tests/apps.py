@@ -5,6 +5,7 @@ Run as a script it serves the reference app: `python tests/apps.py stdio` or
 """
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -56,6 +57,11 @@ def reference_app() -> Any:
         question = SamplingMessage(role="user", content=TextContent(type="text", text="2+2?"))
         answer = await ctx.session.create_message(messages=[question], max_tokens=5)
         return f"{len(roots.roots)} roots; the client says {answer.content.text}"  # type: ignore[union-attr]
+
+    @app.tool()
+    def crash() -> str:
+        """End the server's process at once, mid-call: a broken transport for the client."""
+        os._exit(3)
 
     @app.tool()
     async def sleep(seconds: float) -> str:

@@ -25,7 +25,7 @@ from opentelemetry_instrumentation_mcp import McpInstrumentor
 from tests.apps import reference_app
 from tests.conftest import _PROVIDER, ours
 from tests.http_peers import free_port
-from tests.mcp_compat import connected, instrumented_command, stdio_parameters
+from tests.mcp_compat import connected, instrumented_command, read_timeout, stdio_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 MINE = "opentelemetry_instrumentation_mcp"
@@ -234,3 +234,20 @@ def test_across_processes_over_http(instrumented: InMemorySpanExporter, receiver
         plain_outer.stop()
         plain_inner.stop()
     assert answers == plain == ["3", "inner says 42"]
+
+
+@pytest.mark.anyio
+async def test_broken_transport_records_the_exception_class(instrumented: InMemorySpanExporter) -> None:
+    plain_server = stdio_parameters(instrumented=False, service="crashing")
+    with pytest.raises(Exception) as broken:  # noqa: PT011 - the SDK's McpError/MCPError, or a transport error
+        async with connected("stdio", plain_server, read_timeout_seconds=read_timeout(10)) as session:
+            await session.call_tool("crash", {})
+    failure = broken.value
+    while len(getattr(failure, "exceptions", ())) == 1:  # the one error inside task-group exception groups
+        failure = failure.exceptions[0]  # type: ignore[attr-defined]
+    [span] = [span for span in ours(instrumented) if span.name == "tools/call crash"]
+    attributes = dict(span.attributes or {})
+    assert attributes["error.type"] == type(failure).__qualname__
+    assert attributes["network.transport"] == "pipe"
+    assert "rpc.response.status_code" not in attributes
+    assert span.status.status_code.name == "ERROR"
