@@ -24,12 +24,13 @@ from collections.abc import Collection
 from importlib import metadata
 from typing import Any, Protocol, cast
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.semconv.schemas import Schemas
 
-from opentelemetry_instrumentation_mcp._config import incoming_context
+from opentelemetry_instrumentation_mcp._config import options
 from opentelemetry_instrumentation_mcp._http import HttpPatch
+from opentelemetry_instrumentation_mcp._metrics import Metrics
 from opentelemetry_instrumentation_mcp._operation import Telemetry
 from opentelemetry_instrumentation_mcp._propagation import IncomingContext
 from opentelemetry_instrumentation_mcp._transport import TransportPatch
@@ -67,7 +68,8 @@ class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL)
-        telemetry = Telemetry(tracer, incoming_context(kwargs))
+        meter = metrics.get_meter(__name__, __version__, kwargs.get("meter_provider"), schema_url=_SCHEMA_URL)
+        telemetry = Telemetry(tracer, Metrics(meter), options(kwargs))
         self._patches = [_sdk_patches(telemetry), TransportPatch(), HttpPatch()]
         for patches in self._patches:
             patches.apply()

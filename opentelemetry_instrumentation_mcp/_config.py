@@ -1,32 +1,117 @@
-"""The options of `instrument()`, each from its argument or else its environment variable."""
+"""The options of `instrument()`, each from its argument or else its environment variable, read once.
+
+A bad value logs one warning naming its source and falls back to the default: it never stops the host.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from opentelemetry_instrumentation_mcp._propagation import IncomingContext
-from opentelemetry_instrumentation_mcp.environment_variables import OTEL_PYTHON_MCP_INCOMING_CONTEXT
+from opentelemetry_instrumentation_mcp.environment_variables import (
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT,
+    OTEL_PYTHON_MCP_CONTENT_MAX_LENGTH,
+    OTEL_PYTHON_MCP_EXCLUDED_METHODS,
+    OTEL_PYTHON_MCP_INCOMING_CONTEXT,
+    OTEL_PYTHON_MCP_REQUEST_HOOK,
+    OTEL_PYTHON_MCP_RESPONSE_HOOK,
+)
 
 _logger = logging.getLogger("opentelemetry_instrumentation_mcp")
 
+Hook = Callable[..., Any]
+T = TypeVar("T")
 
-def incoming_context(kwargs: Mapping[str, Any]) -> IncomingContext:
-    """The `incoming_context=` argument, else `OTEL_PYTHON_MCP_INCOMING_CONTEXT`, else `parent`."""
-    if "incoming_context" in kwargs:
-        value, source = kwargs["incoming_context"], "the incoming_context argument"
+DEFAULT_CONTENT_MAX_LENGTH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What `instrument()` was told."""
+
+    incoming_context: IncomingContext = IncomingContext.PARENT
+    excluded_methods: frozenset[str] = frozenset()
+    capture_content: bool = False
+    content_max_length: int = DEFAULT_CONTENT_MAX_LENGTH
+    request_hook: Hook | None = None
+    response_hook: Hook | None = None
+
+
+def _option(kwargs: Mapping[str, Any], argument: str, variable: str, parse: Callable[[Any], T], default: T) -> T:
+    if argument in kwargs:
+        value, source = kwargs[argument], f"the {argument} argument"
+    elif os.environ.get(variable, "").strip():
+        value, source = os.environ[variable], variable
     else:
-        value, source = os.environ.get(OTEL_PYTHON_MCP_INCOMING_CONTEXT, ""), OTEL_PYTHON_MCP_INCOMING_CONTEXT
+        return default
+    try:
+        return parse(value)
+    except (ValueError, TypeError, ImportError, AttributeError) as error:
+        _logger.warning("%s=%r is not usable (%s); using the default", source, value, error)
+        return default
+
+
+def _incoming_context(value: Any) -> IncomingContext:
     if isinstance(value, IncomingContext):
         return value
-    text = str(value).strip().lower()
-    if not text:
-        return IncomingContext.PARENT
     try:
-        return IncomingContext(text)
+        return IncomingContext(str(value).strip().lower())
     except ValueError:
         choices = ", ".join(policy.value for policy in IncomingContext)
-        _logger.warning("%s=%r is not one of %s; using parent", source, value, choices)
-        return IncomingContext.PARENT
+        raise ValueError(f"not one of {choices}") from None
+
+
+def _methods(value: Any) -> frozenset[str]:
+    names: Iterable[Any] = value.split(",") if isinstance(value, str) else value
+    return frozenset(name.strip() for name in names if isinstance(name, str) and name.strip())
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("not true or false")
+
+
+def _length(value: Any) -> int:
+    length = int(value)
+    if length < 1:
+        raise ValueError("not a positive number")
+    return length
+
+
+def _hook(value: Any) -> Hook:
+    if callable(value):
+        return value  # type: ignore[no-any-return]
+    module, _, name = str(value).partition(":")
+    hook = getattr(importlib.import_module(module.strip()), name.strip())
+    if not callable(hook):
+        raise TypeError("not callable")
+    return hook  # type: ignore[no-any-return]
+
+
+def options(kwargs: Mapping[str, Any]) -> Options:
+    """The options from `instrument()`'s arguments, else the environment, else the defaults."""
+    return Options(
+        incoming_context=_option(
+            kwargs, "incoming_context", OTEL_PYTHON_MCP_INCOMING_CONTEXT, _incoming_context, IncomingContext.PARENT
+        ),
+        excluded_methods=_option(kwargs, "excluded_methods", OTEL_PYTHON_MCP_EXCLUDED_METHODS, _methods, frozenset()),
+        capture_content=_option(
+            kwargs, "capture_content", OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, _flag, False
+        ),
+        content_max_length=_option(
+            kwargs, "content_max_length", OTEL_PYTHON_MCP_CONTENT_MAX_LENGTH, _length, DEFAULT_CONTENT_MAX_LENGTH
+        ),
+        request_hook=_option(kwargs, "request_hook", OTEL_PYTHON_MCP_REQUEST_HOOK, _hook, None),
+        response_hook=_option(kwargs, "response_hook", OTEL_PYTHON_MCP_RESPONSE_HOOK, _hook, None),
+    )

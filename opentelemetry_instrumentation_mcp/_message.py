@@ -45,6 +45,10 @@ class Message:
     """`params.name`: the tool of `tools/call`, the prompt of `prompts/get`."""
     uri: object = None
     """`params.uri` of resource requests and notifications."""
+    arguments: object = None
+    """`params.arguments` of `tools/call` and `prompts/get` (recorded only when content capture is on)."""
+    params: object = None
+    """The params as the SDK holds them (a dict, or a pydantic model on 1.x), for the request hook."""
     protocol_version: str | None = None
     transport: Transport = NO_TRANSPORT
     session: SessionState | None = None

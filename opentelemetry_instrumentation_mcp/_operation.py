@@ -6,8 +6,10 @@ messages (`Message`) and report outcomes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
+from timeit import default_timer
 from types import TracebackType
 
 from opentelemetry import context as context_api
@@ -16,6 +18,8 @@ from opentelemetry.context import Context
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROMPT_NAME,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_RESULT,
     GEN_AI_TOOL_NAME,
     GenAiOperationNameValues,
 )
@@ -28,11 +32,17 @@ from opentelemetry.semconv._incubating.attributes.mcp_attributes import (
 )
 from opentelemetry.semconv._incubating.attributes.rpc_attributes import RPC_RESPONSE_STATUS_CODE
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
+from opentelemetry.semconv.attributes.network_attributes import NETWORK_TRANSPORT, NetworkTransportValues
+from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
 
+from opentelemetry_instrumentation_mcp._config import Options
+from opentelemetry_instrumentation_mcp._content import as_data, as_json, prompt_variables
 from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._message import Message
-from opentelemetry_instrumentation_mcp._propagation import IncomingContext, inject_meta, server_parent
+from opentelemetry_instrumentation_mcp._metrics import Metrics
+from opentelemetry_instrumentation_mcp._propagation import inject_meta, server_parent
+from opentelemetry_instrumentation_mcp._session import SessionState
 from opentelemetry_instrumentation_mcp._transport import Attributes
 
 CALLER_FAULT_CODES = frozenset({-32700, -32600, -32601, -32602, -32002})
@@ -77,41 +87,56 @@ def message_attributes(message: Message) -> Attributes:
 
 
 class Operation:
-    """The span of one MCP operation on one side, and what is known of its outcome."""
+    """The span of one MCP operation on one side, what is known of its outcome, and its duration metric."""
 
-    __slots__ = ("_server", "context", "span")
+    __slots__ = ("_attributes", "_message", "_server", "_started", "_telemetry", "context", "span")
 
-    def __init__(self, span: Span, parent: Context, *, server: bool) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        message: Message,
+        span: Span,
+        parent: Context,
+        attributes: Attributes,
+        *,
+        server: bool,
+    ) -> None:
+        self._telemetry = telemetry
+        self._message = message
         self.span = span
         self.context = trace.set_span_in_context(span, parent)
+        self._attributes = attributes
         self._server = server
+        self._started = default_timer()
+
+    def _set(self, key: str, value: AttributeValue) -> None:
+        self._attributes[key] = value
+        if self.span.is_recording():
+            self.span.set_attribute(key, value)
 
     def set_protocol_version(self, version: object) -> None:
         """Record the negotiated protocol version, known only once `initialize` is answered."""
-        if isinstance(version, str) and version and self.span.is_recording():
-            self.span.set_attribute(MCP_PROTOCOL_VERSION, version)
+        if isinstance(version, str) and version:
+            self._set(MCP_PROTOCOL_VERSION, version)
 
     def error_response(self, code: object, message: object) -> None:
         """The operation was answered with a JSON-RPC error."""
-        if not isinstance(code, int) or not self.span.is_recording():
+        if not isinstance(code, int):
             return
         code_text = str(code)
-        self.span.set_attribute(RPC_RESPONSE_STATUS_CODE, code_text)
+        self._set(RPC_RESPONSE_STATUS_CODE, code_text)
         if self._server and code in CALLER_FAULT_CODES:
             return
-        self.span.set_attribute(ERROR_TYPE, code_text)
-        self.span.set_status(StatusCode.ERROR, message if isinstance(message, str) else None)
+        self.failed(code_text, message if isinstance(message, str) else None)
 
     def tool_error(self) -> None:
         """A `tools/call` was answered with a result that has `isError: true`."""
-        if self.span.is_recording():
-            self.span.set_attribute(ERROR_TYPE, TOOL_ERROR)
-            self.span.set_status(StatusCode.ERROR)
+        self.failed(TOOL_ERROR)
 
     def failed(self, error_type: str, description: str | None = None) -> None:
-        """The operation failed in a way the peer sees no JSON-RPC code for."""
+        """The operation failed: `error.type` and an ERROR status."""
+        self._set(ERROR_TYPE, error_type)
         if self.span.is_recording():
-            self.span.set_attribute(ERROR_TYPE, error_type)
             self.span.set_status(StatusCode.ERROR, description)
 
     def exception(self, exc: BaseException, error_code: ErrorCode) -> None:
@@ -122,7 +147,11 @@ class Operation:
             return
         if self.span.is_recording():
             self.span.record_exception(exc)
-            self.failed(type(exc).__qualname__, str(exc) or None)
+        self.failed(type(exc).__qualname__, str(exc) or None)
+
+    def result(self, result: object) -> None:
+        """The operation's result, as the peer sees it: for opt-in content capture and the response hook."""
+        self._telemetry.finished(self, self._message, result)
 
     def inject(self, meta: object) -> dict[str, object]:
         """A new `_meta` for the outbound message: the caller's keys as written, plus this span's context."""
@@ -130,35 +159,80 @@ class Operation:
 
     def end(self) -> None:
         self.span.end()
+        self._telemetry.metrics.operation(self._server, default_timer() - self._started, self._attributes)
 
 
 class Telemetry:
-    """Starts the spans of MCP operations with the configured tracer."""
+    """Starts the spans of MCP operations with the configured tracer, meter and options."""
 
-    def __init__(self, tracer: Tracer, incoming_context: IncomingContext) -> None:
+    def __init__(self, tracer: Tracer, metrics: Metrics, options: Options) -> None:
         self._tracer = tracer
-        self._incoming_context = incoming_context
+        self.metrics = metrics
+        self._options = options
 
-    def start_server(self, message: Message) -> Operation:
+    def start_server(self, message: Message) -> Operation | None:
         """Start the SERVER span of an inbound message, parented (or linked) as `server_parent` decides."""
-        parent, links = server_parent(message, context_api.get_current(), self._incoming_context)
-        span = self._tracer.start_span(
-            span_name(message),
-            parent,
-            SpanKind.SERVER,
-            message_attributes(message),
-            links,
-            record_exception=False,
-        )
-        return Operation(span, parent, server=True)
+        if message.method in self._options.excluded_methods:
+            return None
+        parent, links = server_parent(message, context_api.get_current(), self._options.incoming_context)
+        return self._start(message, parent, SpanKind.SERVER, links)
 
-    def start_client(self, message: Message) -> Operation:
+    def start_client(self, message: Message) -> Operation | None:
         """Start the CLIENT span of an outbound message, in the current context."""
-        parent = context_api.get_current()
-        span = self._tracer.start_span(
-            span_name(message), parent, SpanKind.CLIENT, message_attributes(message), record_exception=False
-        )
-        return Operation(span, parent, server=False)
+        if message.method in self._options.excluded_methods:
+            return None
+        return self._start(message, context_api.get_current(), SpanKind.CLIENT, ())
+
+    def _start(self, message: Message, parent: Context, kind: SpanKind, links: Sequence[Link]) -> Operation:
+        attributes = message_attributes(message)
+        span = self._tracer.start_span(span_name(message), parent, kind, attributes, links, record_exception=False)
+        operation = Operation(self, message, span, parent, attributes, server=kind is SpanKind.SERVER)
+        if span.is_recording():
+            self._started(span, message)
+        return operation
+
+    def _started(self, span: Span, message: Message) -> None:
+        options = self._options
+        if options.capture_content:
+            if message.method == "tools/call" and message.arguments is not None:
+                span.set_attribute(GEN_AI_TOOL_CALL_ARGUMENTS, as_json(message.arguments, options.content_max_length))
+            elif message.method == "prompts/get":
+                span.set_attributes(prompt_variables(as_data(message.arguments), options.content_max_length))
+        if options.request_hook is not None:
+            hook = options.request_hook
+            guarded("the request hook", lambda: hook(span, message.method, as_data(message.params)), None)
+
+    def session_started(self, state: SessionState) -> None:
+        state.started = default_timer()
+
+    def session_ended(
+        self, state: SessionState, *, server: bool, network: Mapping[str, AttributeValue], error: object
+    ) -> None:
+        """Record a session's duration. On the server a session is one that was initialized; stateless HTTP,
+        whose every request makes a session of its own in the SDK without a session id, has none."""
+        if state.started is None:
+            return
+        seconds, state.started = default_timer() - state.started, None
+        stateless = network.get(NETWORK_TRANSPORT) == NetworkTransportValues.TCP.value and not state.session_id
+        if server and (stateless or not state.protocol_version):
+            return
+        attributes: Attributes = dict(network)
+        if state.protocol_version:
+            attributes[MCP_PROTOCOL_VERSION] = state.protocol_version
+        if isinstance(error, BaseException) and not isinstance(error, asyncio.CancelledError):
+            attributes[ERROR_TYPE] = type(error).__qualname__
+        self.metrics.session(server, seconds, attributes)
+
+    def finished(self, operation: Operation, message: Message, result: object) -> None:
+        """An operation's result arrived: opt-in content, the response hook."""
+        span, options = operation.span, self._options
+        if not span.is_recording():
+            return
+        if options.capture_content and message.method == "tools/call":
+            span.set_attribute(GEN_AI_TOOL_CALL_RESULT, as_json(result, options.content_max_length))
+        if options.response_hook is not None:
+            hook = options.response_hook
+            guarded("the response hook", lambda: hook(span, message.method, as_data(result)), None)
 
 
 class Active:
@@ -170,7 +244,7 @@ class Active:
 
     __slots__ = ("_error_code", "_start", "_token", "_what", "operation")
 
-    def __init__(self, what: str, start: Callable[[], Operation], error_code: ErrorCode) -> None:
+    def __init__(self, what: str, start: Callable[[], Operation | None], error_code: ErrorCode) -> None:
         self._what = what
         self._start = start
         self._error_code = error_code

@@ -30,6 +30,8 @@ class SessionState:
     """The `network.*` attributes of the session's transport, for messages that arrive without them."""
     client: ClientTransport | None = None
     """The transport of a client session, taken from the one its task opened last."""
+    started: float | None = None
+    """When the session started (a `timeit.default_timer()` reading), for its duration metric."""
 
 
 def session_state(session: object) -> SessionState:

@@ -120,6 +120,8 @@ def _describe_request(responder: Responder, session: Session) -> Message:
         meta=_meta_fields(responder.request_meta),
         name=getattr(params, "name", None),
         uri=getattr(params, "uri", None),
+        arguments=getattr(params, "arguments", None),
+        params=params,
         protocol_version=None if request.method == "initialize" else _protocol_version(session, http),
         transport=_request_transport(session, http),
         session=session_state(session),
@@ -134,6 +136,7 @@ def _describe_notification(notification: Any, session: Session) -> Message:
         root.method,
         meta=_meta_fields(getattr(params, "meta", None)),
         uri=getattr(params, "uri", None),
+        params=params,
         protocol_version=state.protocol_version,
         transport=_session_transport(session),
         session=state,
@@ -149,6 +152,8 @@ def _describe_outbound(message: Any, session: Session, request_id: object) -> Me
         request_id=request_id,
         name=getattr(params, "name", None),
         uri=getattr(params, "uri", None),
+        arguments=getattr(params, "arguments", None),
+        params=params,
         protocol_version=state.protocol_version,
         transport=_session_transport(session),
         session=state,
@@ -158,6 +163,7 @@ def _describe_outbound(message: Any, session: Session, request_id: object) -> Me
 def _record_result(operation: Operation, session: Session, result: object) -> None:
     """A request's result, in whichever direction it went."""
     result = getattr(result, "root", result)
+    operation.result(result)
     if isinstance(result, types.InitializeResult):
         version = str(result.protocolVersion)
         session_state(session).protocol_version = version
@@ -247,6 +253,8 @@ class Patches:
         wrap_function_wrapper("mcp.shared.session", "RequestResponder.respond", _capture_response)
         wrap_function_wrapper("mcp.shared.session", "BaseSession.send_request", self._send_request)
         wrap_function_wrapper("mcp.shared.session", "BaseSession.send_notification", self._send_notification)
+        wrap_function_wrapper("mcp.shared.session", "BaseSession.__aenter__", self._session_entered)
+        wrap_function_wrapper("mcp.shared.session", "BaseSession.__aexit__", self._session_exited)
 
     def remove(self) -> None:
         unwrap(Server, "_handle_message")
@@ -257,6 +265,28 @@ class Patches:
         unwrap(RequestResponder, "respond")
         unwrap(BaseSession, "send_request")
         unwrap(BaseSession, "send_notification")
+        unwrap(BaseSession, "__aenter__")
+        unwrap(BaseSession, "__aexit__")
+
+    async def _session_entered(self, wrapped: Any, instance: Session, args: Any, kwargs: Any) -> Any:
+        entered = await wrapped(*args, **kwargs)
+        guarded("starting a session", lambda: self._telemetry.session_started(session_state(instance)), None)
+        return entered
+
+    async def _session_exited(self, wrapped: Any, instance: Session, args: Any, kwargs: Any) -> Any:
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            error = args[1] if len(args) > 1 else kwargs.get("exc_val")
+            guarded("ending a session", lambda: self._session_ended(instance, error), None)
+
+    def _session_ended(self, session: Session, error: object) -> None:
+        self._telemetry.session_ended(
+            session_state(session),
+            server=isinstance(session, ServerSession),
+            network=_session_transport(session).attributes,
+            error=error,
+        )
 
     def _handling(self, describe: Any) -> Active:
         return Active.handling(self._telemetry, describe, _received_error_code)

@@ -15,11 +15,13 @@ span's context goes into a copy of the params; the SDK's own client span and inj
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from mcp.client.session import ClientSession
+from mcp.server.connection import Connection
 from mcp.server.runner import ServerRunner
 from mcp.shared.direct_dispatcher import DirectDispatcher
 from mcp.shared.exceptions import MCPError
@@ -35,7 +37,12 @@ from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import Message, Transport
 from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
 from opentelemetry_instrumentation_mcp._session import SessionState, session_state
-from opentelemetry_instrumentation_mcp._transport import client_transport, stdio_transport, take_client_transport
+from opentelemetry_instrumentation_mcp._transport import (
+    client_transport,
+    network_attributes,
+    stdio_transport,
+    take_client_transport,
+)
 
 _SDK_MIDDLEWARE_MODULE = "mcp.server._otel"
 _DISPATCHER_MODULE = "mcp.shared.jsonrpc_dispatcher"
@@ -73,16 +80,22 @@ def _inbound(
 ) -> Message:
     fields = _fields(params)
     request = getattr(dctx.message_metadata, "request_context", None)
+    # messages run in the context of the task that received them: on HTTP, the request's
+    transport = http_transport(request, context_api.get_current()) if request is not None else otherwise
+    if request is not None:  # what the session's duration metric will tell
+        state.network = network_attributes(transport.attributes)
+        state.session_id = transport.session_id or state.session_id
     return Message(
         method,
         request_id=dctx.request_id,
         meta=fields.get("_meta"),
         name=fields.get("name"),
         uri=fields.get("uri"),
+        arguments=fields.get("arguments"),
+        params=params,
         # before `initialize` is answered the connection holds only a default; the answer sets it
         protocol_version=None if method == "initialize" else version,
-        # messages run in the context of the task that received them: on HTTP, the request's
-        transport=http_transport(request, context_api.get_current()) if request is not None else otherwise,
+        transport=transport,
         session=state,
     )
 
@@ -95,6 +108,8 @@ def _outbound(method: str, params: object, request_id: object, state: SessionSta
         request_id=request_id,
         name=fields.get("name"),
         uri=fields.get("uri"),
+        arguments=fields.get("arguments"),
+        params=params,
         protocol_version=_envelope_version(fields) or state.protocol_version,
         transport=client if client.attributes else stdio_transport(),
         session=state,
@@ -103,6 +118,7 @@ def _outbound(method: str, params: object, request_id: object, state: SessionSta
 
 def _record_result(operation: Operation, method: str, result: object, state: SessionState) -> None:
     """A request's result (a dict on the wire side), in whichever direction it went."""
+    operation.result(result)
     fields = _fields(result)
     if method == "initialize":
         version = fields.get("protocolVersion")
@@ -191,6 +207,10 @@ class Patches:
 
     def apply(self) -> None:
         wrap_function_wrapper("mcp.client.session", "ClientSession.__init__", _client_created)
+        wrap_function_wrapper("mcp.client.session", "ClientSession.__aenter__", self._client_entered)
+        wrap_function_wrapper("mcp.client.session", "ClientSession.__aexit__", self._client_exited)
+        wrap_function_wrapper("mcp.server.connection", "Connection.for_loop", self._connection_opened)
+        wrap_function_wrapper("mcp.server.runner", "aclose_shielded", self._connection_closed)
         for method in ("_on_request", "_on_notify"):
             wrap_function_wrapper("mcp.server.runner", f"ServerRunner.{method}", self._server_receive)
             wrap_function_wrapper("mcp.client.session", f"ClientSession.{method}", self._client_receive)
@@ -205,6 +225,10 @@ class Patches:
         unwrap(ServerRunner, "_on_request")
         unwrap(ServerRunner, "_on_notify")
         unwrap(ClientSession, "__init__")
+        unwrap(ClientSession, "__aenter__")
+        unwrap(ClientSession, "__aexit__")
+        unwrap(Connection, "for_loop")
+        unwrap(importlib.import_module("mcp.server.runner"), "aclose_shielded")
         unwrap(ClientSession, "_on_request")
         unwrap(ClientSession, "_on_notify")
         for dispatcher in (JSONRPCDispatcher, DirectDispatcher):
@@ -214,6 +238,45 @@ class Patches:
             owner, _, attribute = name.rpartition(".")
             target = importlib.import_module(module)
             unwrap(getattr(target, owner) if owner else target, attribute)
+
+    async def _client_entered(self, wrapped: Any, instance: ClientSession, args: Any, kwargs: Any) -> Any:
+        entered = await wrapped(*args, **kwargs)
+        guarded("starting a session", lambda: self._telemetry.session_started(session_state(instance)), None)
+        return entered
+
+    async def _client_exited(self, wrapped: Any, instance: ClientSession, args: Any, kwargs: Any) -> Any:
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            error = args[1] if len(args) > 1 else kwargs.get("exc_val")
+            guarded("ending a session", lambda: self._client_ended(instance, error), None)
+
+    def _client_ended(self, session: ClientSession, error: object) -> None:
+        state = session_state(session)
+        state.protocol_version = session.protocol_version
+        network = client_transport(state).attributes
+        self._telemetry.session_ended(state, server=False, network=network, error=error)
+
+    def _connection_opened(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        """`Connection.for_loop`: a handshake-era session begins (per-request 2026-07-28 connections are none)."""
+        connection = wrapped(*args, **kwargs)
+        guarded("starting a session", lambda: self._telemetry.session_started(session_state(connection)), None)
+        return connection
+
+    async def _connection_closed(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        """`aclose_shielded(connection)`, which every serving loop runs as its connection ends."""
+        error = sys.exc_info()[1]  # called from the loops' `finally`: what ended the connection, if anything
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            connection = args[0] if args else kwargs.get("connection")
+            guarded("ending a session", lambda: self._connection_ended(connection, error), None)
+
+    def _connection_ended(self, connection: Connection, error: object) -> None:
+        state = session_state(connection)
+        stdio = stdio_transport()
+        network = stdio.attributes or state.network
+        self._telemetry.session_ended(state, server=True, network=network, error=error)
 
     async def _receive(
         self,

@@ -9,3 +9,34 @@ What an MCP server does with the trace context its clients send (in `params._met
 HTTP headers): `parent` (default) continues the client's trace; `link` starts a new trace linked to it;
 `ignore` starts a new trace and keeps no reference. Argument: `incoming_context=`.
 """
+
+OTEL_PYTHON_MCP_EXCLUDED_METHODS = "OTEL_PYTHON_MCP_EXCLUDED_METHODS"
+"""
+Comma-separated MCP methods that get no span and no metric, e.g. `ping,notifications/progress`.
+Argument: `excluded_methods=` (an iterable of method names).
+"""
+
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+"""
+`true` records tool arguments and results (`gen_ai.tool.call.arguments`, `gen_ai.tool.call.result`) and
+prompt arguments (`gen_ai.prompt.variable.<name>`) on spans; off by default, as for every GenAI
+instrumentation. Argument: `capture_content=`.
+"""
+
+OTEL_PYTHON_MCP_CONTENT_MAX_LENGTH = "OTEL_PYTHON_MCP_CONTENT_MAX_LENGTH"
+"""
+The longest captured content value, in characters (default 4096); longer ones are cut and marked.
+Argument: `content_max_length=`.
+"""
+
+OTEL_PYTHON_MCP_REQUEST_HOOK = "OTEL_PYTHON_MCP_REQUEST_HOOK"
+"""
+`module:function` called as `function(span, method, params)` when an MCP operation's span starts, on either
+side; `params` is the message's params as JSON-like data. Argument: `request_hook=` (the callable).
+"""
+
+OTEL_PYTHON_MCP_RESPONSE_HOOK = "OTEL_PYTHON_MCP_RESPONSE_HOOK"
+"""
+`module:function` called as `function(span, method, result)` before an MCP operation's span ends; `result`
+is the result as JSON-like data, or None when there is none. Argument: `response_hook=` (the callable).
+"""

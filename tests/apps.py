@@ -5,6 +5,7 @@ Run as a script it serves the reference app: `python tests/apps.py stdio` or
 """
 
 import importlib
+import logging
 import os
 import sys
 from typing import Any
@@ -57,6 +58,12 @@ def reference_app() -> Any:
         question = SamplingMessage(role="user", content=TextContent(type="text", text="2+2?"))
         answer = await ctx.session.create_message(messages=[question], max_tokens=5)
         return f"{len(roots.roots)} roots; the client says {answer.content.text}"  # type: ignore[union-attr]
+
+    @app.tool()
+    def remember(note: str) -> str:
+        """Write a log line from inside the handler."""
+        logging.getLogger("tests.apps").warning("noted: %s", note)
+        return "noted"
 
     @app.tool()
     def crash() -> str:

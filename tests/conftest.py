@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -33,6 +36,31 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     _EXPORTER.clear()
     yield _EXPORTER
     _EXPORTER.clear()
+
+
+@pytest.fixture
+def metrics() -> Iterator[InMemoryMetricReader]:
+    """The instrumentation on, with a meter provider read in memory (and the test's tracer provider)."""
+    reader = InMemoryMetricReader()
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument(tracer_provider=_PROVIDER, meter_provider=MeterProvider(metric_readers=[reader]))
+    yield reader
+    instrumentor.uninstrument()
+
+
+def points(reader: InMemoryMetricReader, name: str) -> list[Any]:
+    """The data points of one metric, from everything recorded so far."""
+    data = reader.get_metrics_data()
+    if data is None:
+        return []
+    return [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
 
 
 @pytest.fixture

@@ -175,7 +175,7 @@ def test_unknown_policy_warns_and_keeps_parent(
     with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
         instrument_with()
     assert [record.getMessage() for record in caplog.records] == [
-        "OTEL_PYTHON_MCP_INCOMING_CONTEXT='trust-me' is not one of parent, link, ignore; using parent"
+        "OTEL_PYTHON_MCP_INCOMING_CONTEXT='trust-me' is not usable (not one of parent, link, ignore); using the default"
     ]
 
 

@@ -1,0 +1,101 @@
+"""The four MCP histograms: units, buckets, exactly the allowed attributes, sessions however they end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from opentelemetry_instrumentation_mcp._metrics import BUCKETS
+from tests.apps import reference_app
+from tests.conftest import points
+from tests.http_peers import StreamableHttpPeer, serving
+from tests.mcp_compat import connected, read_timeout, stdio_parameters, streamable_http_app
+
+pytestmark = pytest.mark.anyio
+
+NEVER = {"jsonrpc.request.id", "mcp.session.id", "mcp.resource.uri", "client.address", "client.port"}
+
+
+def by_method(reader: InMemoryMetricReader, name: str) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for point in points(reader, name):
+        attributes = dict(point.attributes)
+        assert not NEVER & attributes.keys(), attributes
+        assert tuple(point.explicit_bounds) == BUCKETS
+        found.setdefault(str(attributes.get("mcp.method.name")), []).append(attributes)
+    return found
+
+
+async def test_operation_durations_on_both_sides(metrics: InMemoryMetricReader) -> None:
+    async with connected("memory", reference_app()) as session:
+        await session.call_tool("add", {"a": 1, "b": 2})
+        await session.call_tool("explode", {})
+        await session.get_prompt("greet", {"name": "Ada"})
+        await session.read_resource("demo://readme")
+    server = by_method(metrics, "mcp.server.operation.duration")
+    client = by_method(metrics, "mcp.client.operation.duration")
+    version = server["initialize"][0]["mcp.protocol.version"]
+    for side in (server, client):
+        assert sorted(side["tools/call"], key=str) == sorted(
+            [
+                {
+                    "mcp.method.name": "tools/call",
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": "add",
+                    "mcp.protocol.version": version,
+                },
+                {
+                    "mcp.method.name": "tools/call",
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": "explode",
+                    "mcp.protocol.version": version,
+                    "error.type": "tool_error",
+                },
+            ],
+            key=str,
+        )
+        assert side["prompts/get"] == [
+            {"mcp.method.name": "prompts/get", "gen_ai.prompt.name": "greet", "mcp.protocol.version": version}
+        ]
+        assert side["resources/read"] == [{"mcp.method.name": "resources/read", "mcp.protocol.version": version}]
+    [point] = [
+        p for p in points(metrics, "mcp.server.operation.duration") if p.attributes.get("gen_ai.tool.name") == "add"
+    ]
+    assert point.count == 1
+    assert 0 < point.sum < 5
+
+
+async def test_session_durations_when_sessions_end(metrics: InMemoryMetricReader) -> None:
+    async with connected("memory", reference_app()) as session:
+        await session.send_ping()
+    [server] = points(metrics, "mcp.server.session.duration")
+    [client] = points(metrics, "mcp.client.session.duration")
+    version = dict(server.attributes)["mcp.protocol.version"]
+    assert dict(server.attributes) == dict(client.attributes) == {"mcp.protocol.version": version}
+    assert server.count == client.count == 1
+
+
+async def test_a_broken_session_has_an_error_type(metrics: InMemoryMetricReader) -> None:
+    with pytest.raises(Exception):  # noqa: PT011, B017 - whatever the SDK raises for a dead server
+        async with connected("stdio", stdio_parameters(instrumented=False), read_timeout_seconds=read_timeout(10)) as s:
+            await s.call_tool("crash", {})
+    [client] = points(metrics, "mcp.client.session.duration")
+    attributes = dict(client.attributes)
+    assert attributes["network.transport"] == "pipe"
+    assert attributes["error.type"]
+
+
+def test_http_sessions(metrics: InMemoryMetricReader) -> None:
+    for stateless in (False, True):
+        with serving(streamable_http_app(reference_app(), stateless=stateless, json_response=True)) as url:
+            peer = StreamableHttpPeer(url)
+            peer.initialize()
+            peer.request("ping")
+            peer.close()  # DELETE ends a stateful session
+    [session] = points(metrics, "mcp.server.session.duration")  # the stateless "sessions" are none
+    attributes = dict(session.attributes)
+    assert attributes["network.transport"] == "tcp"
+    assert attributes["network.protocol.name"] == "http"
+    assert "mcp.session.id" not in attributes
