@@ -25,7 +25,8 @@ def as_json(value: Any, max_length: int) -> str:
         text = repr(value)
     if len(text) <= max_length:
         return text
-    return text[: max(0, max_length - len(TRUNCATED))] + TRUNCATED
+    keep = max_length - len(TRUNCATED)
+    return text[:keep] + TRUNCATED if keep > 0 else text[:max_length]
 
 
 def as_data(value: Any) -> Any:

@@ -21,7 +21,7 @@ def report(where: str, exc: BaseException) -> None:
         raise exc
     if where not in _reported:
         _reported.add(where)
-        _logger.warning("mcp instrumentation failed in %s; the MCP call proceeds untraced", where, exc_info=exc)
+        _logger.warning("mcp instrumentation failed in %s; the MCP call goes on unaffected", where, exc_info=exc)
 
 
 def guarded(where: str, fn: Callable[[], T], default: T) -> T:

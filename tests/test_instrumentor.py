@@ -195,7 +195,7 @@ async def test_a_fault_of_ours_is_logged_once_and_the_call_proceeds(
     assert answers[1]["result"]["isError"] is False
     assert ours(instrumented) == []
     assert [record.message for record in caplog.records] == [
-        "mcp instrumentation failed in starting a server span; the MCP call proceeds untraced"
+        "mcp instrumentation failed in starting a server span; the MCP call goes on unaffected"
     ]
 
 

@@ -16,6 +16,7 @@ import pytest
 from opentelemetry.trace import SpanKind
 
 from demo.receiver import OtlpReceiver, ReceivedSpan
+from opentelemetry_instrumentation_mcp._metrics import BUCKETS
 from tests.mcp_compat import HANDSHAKE_VERSION
 from tests.test_server_spans import BAD_METAS, PARENT_ID, TRACE_ID, TRACEPARENT
 
@@ -190,3 +191,35 @@ def test_stdio_session_context_from_initialize(receiver: OtlpReceiver) -> None:
         ("tools/call add", *session),
         ("tools/call add", TRACE_ID, PARENT_ID),
     ]
+
+
+def test_metrics_over_otlp(receiver: OtlpReceiver) -> None:
+    receiver.clear()
+    env = server_env(receiver.endpoint)
+    env.update(OTEL_METRICS_EXPORTER="otlp", OTEL_METRIC_EXPORT_INTERVAL="200")
+    assert INSTRUMENT is not None
+    peer = StdioPeer([INSTRUMENT, sys.executable, "tests/apps.py", "stdio"], env)
+    peer.initialize()
+    peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}})
+    peer.close()  # the session ends with stdin; the SDK exports what is left as the process exits
+
+    def named(name: str) -> list[Any]:
+        metrics = receiver.wait_for_metrics(lambda metric: metric.name == name)
+        return [point for metric in metrics for point in metric.data_points]
+
+    calls = [
+        point for point in named("mcp.server.operation.duration") if point.attributes.get("gen_ai.tool.name") == "add"
+    ]
+    assert [point.attributes for point in calls] == [
+        {
+            "mcp.method.name": "tools/call",
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": "add",
+            "mcp.protocol.version": HANDSHAKE_VERSION,
+            "network.transport": "pipe",
+        }
+    ]
+    assert calls[0].value.count == 1
+    assert calls[0].value.explicit_bounds == BUCKETS
+    [session] = named("mcp.server.session.duration")
+    assert session.attributes == {"mcp.protocol.version": HANDSHAKE_VERSION, "network.transport": "pipe"}

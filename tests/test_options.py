@@ -1,0 +1,213 @@
+"""Configuration (arguments and environment variables), opt-in content capture, hooks, trace-to-log correlation."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
+from opentelemetry_instrumentation_mcp._content import TRUNCATED, as_json
+from tests import hooks
+from tests.apps import reference_app
+from tests.conftest import _PROVIDER, ours
+from tests.mcp_compat import connected
+
+pytestmark = pytest.mark.anyio
+SECRET = "s3cr3t-argument-value"
+
+
+@pytest.fixture
+def instrument(exporter: InMemorySpanExporter) -> Iterator[Any]:
+    instrumentor = McpInstrumentor()
+
+    def instrument(**kwargs: Any) -> InMemorySpanExporter:
+        instrumentor.instrument(tracer_provider=_PROVIDER, **kwargs)
+        return exporter
+
+    yield instrument
+    instrumentor.uninstrument()
+
+
+async def converse() -> None:
+    async with connected("memory", reference_app()) as session:
+        await session.call_tool("remember", {"note": SECRET})
+        await session.get_prompt("greet", {"name": SECRET})
+        await session.send_ping()
+
+
+def both(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:
+    found = [span for span in spans if span.name == name]
+    assert sorted(span.kind.name for span in found) == ["CLIENT", "SERVER"]
+    return found
+
+
+async def test_content_is_never_recorded_by_default(instrument: Any) -> None:
+    exporter = instrument()
+    await converse()
+    spans = exporter.get_finished_spans()
+    assert spans
+    for span in spans:
+        for key, value in (span.attributes or {}).items():
+            assert SECRET not in str(value), key
+            assert not key.startswith(("gen_ai.tool.call.", "gen_ai.prompt.variable.")), key
+        assert all(SECRET not in str(event.attributes) for event in span.events)
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+async def test_content_capture_when_enabled(instrument: Any, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    if how == "argument":
+        exporter = instrument(capture_content=True)
+    else:
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+        exporter = instrument()
+    await converse()
+    spans = ours(exporter)
+    for span in both(spans, "tools/call remember"):
+        attributes = dict(span.attributes or {})
+        assert json.loads(str(attributes["gen_ai.tool.call.arguments"])) == {"note": SECRET}
+        result = json.loads(str(attributes["gen_ai.tool.call.result"]))
+        assert result["content"][0]["text"] == "noted"
+    for span in both(spans, "prompts/get greet"):
+        assert dict(span.attributes or {})["gen_ai.prompt.variable.name"] == SECRET
+    assert all("gen_ai.tool.call.arguments" not in (span.attributes or {}) for span in both(spans, "ping"))
+
+
+async def test_captured_content_is_capped(instrument: Any) -> None:
+    exporter = instrument(capture_content=True, content_max_length=20)
+    await converse()
+    for span in both(ours(exporter), "tools/call remember"):
+        for key in ("gen_ai.tool.call.arguments", "gen_ai.tool.call.result"):
+            value = str(dict(span.attributes or {})[key])
+            assert len(value) == 20
+            assert value.endswith(TRUNCATED)
+
+
+def test_content_that_does_not_serialise() -> None:
+    class Odd:
+        def __repr__(self) -> str:
+            return "<odd>"
+
+    looping: list[Any] = []
+    looping.append(looping)
+    assert as_json({"value": Odd()}, 100) == '{"value": "<odd>"}'
+    assert as_json(looping, 100) == "[[...]]"
+    assert as_json("é" * 50, 16) == '"ééé' + TRUNCATED
+    assert as_json("é" * 50, 5) == '"éééé'  # no room for the mark
+
+
+async def test_excluded_methods_have_no_spans(instrument: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_MCP_EXCLUDED_METHODS", " ping, prompts/get ,")
+    exporter = instrument()
+    await converse()
+    names = {span.name for span in ours(exporter)}
+    assert "tools/call remember" in names
+    assert not names & {"ping", "prompts/get greet"}
+
+
+async def test_hooks_by_argument(instrument: Any) -> None:
+    seen: list[tuple[str, SpanKind, str, Any]] = []
+    exporter = instrument(
+        request_hook=lambda span, method, params: seen.append(("request", span.kind, method, params)),
+        response_hook=lambda span, method, result: seen.append(("response", span.kind, method, result)),
+    )
+    await converse()
+    calls = [entry for entry in seen if entry[2] == "tools/call"]
+    assert [(what, kind) for what, kind, _, _ in calls] == [
+        ("request", SpanKind.CLIENT),
+        ("request", SpanKind.SERVER),
+        ("response", SpanKind.SERVER),
+        ("response", SpanKind.CLIENT),
+    ]
+    assert calls[0][3]["arguments"] == {"note": SECRET}
+    assert calls[2][3]["content"][0]["text"] == "noted"
+    assert ours(exporter)
+
+
+async def test_hooks_by_environment_and_a_raising_hook(
+    instrument: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_MCP_REQUEST_HOOK", "tests.hooks:on_request")
+    monkeypatch.setenv("OTEL_PYTHON_MCP_RESPONSE_HOOK", "tests.hooks:on_response")
+    hooks.calls.clear()
+    exporter = instrument()
+    await converse()
+    assert ("request", "ping", {}) in [(what, method, params or {}) for what, method, params in hooks.calls]
+    assert {dict(span.attributes or {}).get("test.hooked") for span in ours(exporter)} >= {"tools/call", "ping"}
+
+    def raising(*args: Any) -> None:
+        raise RuntimeError("a broken hook")
+
+    McpInstrumentor().uninstrument()
+    monkeypatch.setattr(_guard, "RAISE_INTERNAL_ERRORS", False)
+    monkeypatch.setattr(_guard, "_reported", set())
+    McpInstrumentor().instrument(tracer_provider=_PROVIDER, request_hook=raising, response_hook=raising)
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
+        await converse()  # answers as ever
+    assert sorted(
+        record.getMessage() for record in caplog.records if record.name == "opentelemetry_instrumentation_mcp"
+    ) == [
+        "mcp instrumentation failed in the request hook; the MCP call goes on unaffected",
+        "mcp instrumentation failed in the response hook; the MCP call goes on unaffected",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OTEL_PYTHON_MCP_CONTENT_MAX_LENGTH", "lots"),
+        ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "perhaps"),
+        ("OTEL_PYTHON_MCP_REQUEST_HOOK", "no.such.module:hook"),
+        ("OTEL_PYTHON_MCP_INCOMING_CONTEXT", "whatever"),
+    ],
+)
+async def test_a_bad_value_warns_once_and_falls_back(
+    instrument: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
+        exporter = instrument()
+    [record] = caplog.records
+    assert record.getMessage().startswith(f"{variable}={value!r} is not usable")
+    assert record.getMessage().endswith("; using the default")
+    await converse()
+    assert all("gen_ai.tool.call.arguments" not in (span.attributes or {}) for span in ours(exporter))
+
+
+async def test_a_log_line_in_a_tool_carries_the_tool_span(instrument: Any) -> None:
+    """With `opentelemetry-instrumentation-logging` (record fields) or the SDK's `LoggingHandler` (OTLP logs)."""
+    from opentelemetry.instrumentation.logging import LoggingInstrumentor
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import InMemoryLogExporter, SimpleLogRecordProcessor
+
+    log_exporter = InMemoryLogExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+    handler = LoggingHandler(logger_provider=provider)
+    records: list[logging.LogRecord] = []
+    collect = logging.Handler()
+    collect.emit = records.append  # type: ignore[method-assign]
+    app_logger = logging.getLogger("tests.apps")
+    app_logger.addHandler(handler)
+    app_logger.addHandler(collect)
+    LoggingInstrumentor().instrument(set_logging_format=False, inject_trace_context=True)
+    exporter = instrument()
+    try:
+        async with connected("memory", reference_app()) as session:
+            await session.call_tool("remember", {"note": "hello"})
+    finally:
+        LoggingInstrumentor().uninstrument()
+        app_logger.removeHandler(handler)
+        app_logger.removeHandler(collect)
+    [tool] = [span for span in ours(exporter) if span.name == "tools/call remember" and span.kind is SpanKind.SERVER]
+    trace_id, span_id = format(tool.context.trace_id, "032x"), format(tool.context.span_id, "016x")
+    [record] = [record for record in records if record.getMessage() == "noted: hello"]
+    assert (record.otelTraceID, record.otelSpanID) == (trace_id, span_id)  # type: ignore[attr-defined]
+    [exported] = [data.log_record for data in log_exporter.get_finished_logs()]
+    assert (exported.trace_id, exported.span_id) == (tool.context.trace_id, tool.context.span_id)
