@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -16,7 +18,7 @@ from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
 from opentelemetry_instrumentation_mcp._content import TRUNCATED, as_json
 from tests import hooks
 from tests.apps import reference_app
-from tests.conftest import _PROVIDER, ours
+from tests.conftest import _PROVIDER, ours, points
 from tests.mcp_compat import connected
 
 pytestmark = pytest.mark.anyio
@@ -102,13 +104,18 @@ def test_content_that_does_not_serialise() -> None:
     assert as_json("é" * 50, 5) == '"éééé'  # no room for the mark
 
 
-async def test_excluded_methods_have_no_spans(instrument: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_excluded_methods_have_no_spans_nor_metrics(instrument: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_PYTHON_MCP_EXCLUDED_METHODS", " ping, prompts/get ,")
-    exporter = instrument()
+    reader = InMemoryMetricReader()
+    exporter = instrument(meter_provider=MeterProvider(metric_readers=[reader]))
     await converse()
     names = {span.name for span in ours(exporter)}
     assert "tools/call remember" in names
     assert not names & {"ping", "prompts/get greet"}
+    for metric in ("mcp.server.operation.duration", "mcp.client.operation.duration"):
+        methods = {point.attributes["mcp.method.name"] for point in points(reader, metric)}
+        assert "tools/call" in methods
+        assert not methods & {"ping", "prompts/get"}
 
 
 async def test_hooks_by_argument(instrument: Any) -> None:
