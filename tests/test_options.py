@@ -203,7 +203,7 @@ async def test_a_log_line_in_a_tool_carries_the_tool_span(instrument: Any) -> No
     app_logger = logging.getLogger("tests.apps")
     app_logger.addHandler(handler)
     app_logger.addHandler(collect)
-    LoggingInstrumentor().instrument(set_logging_format=False, inject_trace_context=True)
+    LoggingInstrumentor().instrument(set_logging_format=True)  # 0.61b0 injects only with the format
     exporter = instrument()
     try:
         async with connected("memory", reference_app()) as session:
