@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
 from timeit import default_timer
 from types import TracebackType
+from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
@@ -42,7 +43,7 @@ from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._message import Message
 from opentelemetry_instrumentation_mcp._metrics import Metrics
 from opentelemetry_instrumentation_mcp._propagation import inject_meta, server_parent
-from opentelemetry_instrumentation_mcp._session import SessionState
+from opentelemetry_instrumentation_mcp._session import SessionState, session_state
 from opentelemetry_instrumentation_mcp._transport import Attributes
 
 CALLER_FAULT_CODES = frozenset({-32700, -32600, -32601, -32602, -32002})
@@ -53,6 +54,7 @@ _RESOURCE_METHODS = frozenset(
     {"resources/read", "resources/subscribe", "resources/unsubscribe", "notifications/resources/updated"}
 )
 
+Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 ErrorCode = Callable[[BaseException], "tuple[int, str] | None"]
 """Maps an exception raised by the SDK to the JSON-RPC error it is answered with, if it is one."""
 
@@ -201,6 +203,23 @@ class Telemetry:
         if options.request_hook is not None:
             hook = options.request_hook
             guarded("the request hook", lambda: hook(span, message.method, as_data(message.params)), None)
+
+    def session_wrappers(self, ended: Callable[[Any, object], None]) -> tuple[Wrapper, Wrapper]:
+        """wrapt wrappers of a session's `__aenter__` and `__aexit__`, timing it; `ended(session, error)` records."""
+
+        async def entered(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            result = await wrapped(*args, **kwargs)
+            guarded("starting a session", lambda: self.session_started(session_state(instance)), None)
+            return result
+
+        async def exited(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            try:
+                return await wrapped(*args, **kwargs)
+            finally:
+                error = args[1] if len(args) > 1 else kwargs.get("exc_val")
+                guarded("ending a session", lambda: ended(instance, error), None)
+
+        return entered, exited
 
     def session_started(self, state: SessionState) -> None:
         state.started = default_timer()

@@ -253,8 +253,9 @@ class Patches:
         wrap_function_wrapper("mcp.shared.session", "RequestResponder.respond", _capture_response)
         wrap_function_wrapper("mcp.shared.session", "BaseSession.send_request", self._send_request)
         wrap_function_wrapper("mcp.shared.session", "BaseSession.send_notification", self._send_notification)
-        wrap_function_wrapper("mcp.shared.session", "BaseSession.__aenter__", self._session_entered)
-        wrap_function_wrapper("mcp.shared.session", "BaseSession.__aexit__", self._session_exited)
+        entered, exited = self._telemetry.session_wrappers(self._session_ended)
+        wrap_function_wrapper("mcp.shared.session", "BaseSession.__aenter__", entered)
+        wrap_function_wrapper("mcp.shared.session", "BaseSession.__aexit__", exited)
 
     def remove(self) -> None:
         unwrap(Server, "_handle_message")
@@ -267,18 +268,6 @@ class Patches:
         unwrap(BaseSession, "send_notification")
         unwrap(BaseSession, "__aenter__")
         unwrap(BaseSession, "__aexit__")
-
-    async def _session_entered(self, wrapped: Any, instance: Session, args: Any, kwargs: Any) -> Any:
-        entered = await wrapped(*args, **kwargs)
-        guarded("starting a session", lambda: self._telemetry.session_started(session_state(instance)), None)
-        return entered
-
-    async def _session_exited(self, wrapped: Any, instance: Session, args: Any, kwargs: Any) -> Any:
-        try:
-            return await wrapped(*args, **kwargs)
-        finally:
-            error = args[1] if len(args) > 1 else kwargs.get("exc_val")
-            guarded("ending a session", lambda: self._session_ended(instance, error), None)
 
     def _session_ended(self, session: Session, error: object) -> None:
         self._telemetry.session_ended(

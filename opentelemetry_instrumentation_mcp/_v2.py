@@ -207,8 +207,9 @@ class Patches:
 
     def apply(self) -> None:
         wrap_function_wrapper("mcp.client.session", "ClientSession.__init__", _client_created)
-        wrap_function_wrapper("mcp.client.session", "ClientSession.__aenter__", self._client_entered)
-        wrap_function_wrapper("mcp.client.session", "ClientSession.__aexit__", self._client_exited)
+        entered, exited = self._telemetry.session_wrappers(self._client_ended)
+        wrap_function_wrapper("mcp.client.session", "ClientSession.__aenter__", entered)
+        wrap_function_wrapper("mcp.client.session", "ClientSession.__aexit__", exited)
         wrap_function_wrapper("mcp.server.connection", "Connection.for_loop", self._connection_opened)
         wrap_function_wrapper("mcp.server.runner", "aclose_shielded", self._connection_closed)
         for method in ("_on_request", "_on_notify"):
@@ -238,18 +239,6 @@ class Patches:
             owner, _, attribute = name.rpartition(".")
             target = importlib.import_module(module)
             unwrap(getattr(target, owner) if owner else target, attribute)
-
-    async def _client_entered(self, wrapped: Any, instance: ClientSession, args: Any, kwargs: Any) -> Any:
-        entered = await wrapped(*args, **kwargs)
-        guarded("starting a session", lambda: self._telemetry.session_started(session_state(instance)), None)
-        return entered
-
-    async def _client_exited(self, wrapped: Any, instance: ClientSession, args: Any, kwargs: Any) -> Any:
-        try:
-            return await wrapped(*args, **kwargs)
-        finally:
-            error = args[1] if len(args) > 1 else kwargs.get("exc_val")
-            guarded("ending a session", lambda: self._client_ended(instance, error), None)
 
     def _client_ended(self, session: ClientSession, error: object) -> None:
         state = session_state(session)

@@ -12,6 +12,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
 
@@ -80,3 +81,17 @@ def ours(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
         if span.instrumentation_scope is not None
         and span.instrumentation_scope.name == "opentelemetry_instrumentation_mcp"
     ]
+
+
+def one(spans: Any, name: str, kind: SpanKind) -> ReadableSpan:
+    """The one span of that name and kind."""
+    [span] = [span for span in spans if span.name == name and span.kind is kind]
+    return span
+
+
+def child_of(child: ReadableSpan, parent: ReadableSpan) -> bool:
+    """Whether `child`'s parent is `parent`."""
+    return child.parent is not None and (child.parent.trace_id, child.parent.span_id) == (
+        parent.context.trace_id,
+        parent.context.span_id,
+    )

@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor
 from tests.apps import reference_app
-from tests.conftest import ours
+from tests.conftest import child_of, one, ours
 from tests.mcp_compat import MCP1, call_tool_with_meta, is_error, read_timeout, sdk_client
 from tests.test_server_spans import PARENT_ID, TRACE_ID, TRACEPARENT
 
@@ -22,18 +22,6 @@ pytestmark = pytest.mark.anyio
 
 def by_kind(spans: list[ReadableSpan], kind: SpanKind) -> list[ReadableSpan]:
     return [span for span in spans if span.kind is kind]
-
-
-def one(spans: list[ReadableSpan], name: str, kind: SpanKind) -> ReadableSpan:
-    [span] = [span for span in spans if span.name == name and span.kind is kind]
-    return span
-
-
-def child_of(child: ReadableSpan, parent: ReadableSpan) -> bool:
-    return child.parent is not None and (child.parent.trace_id, child.parent.span_id) == (
-        parent.context.trace_id,
-        parent.context.span_id,
-    )
 
 
 async def test_every_message_has_a_client_span_whose_server_span_is_its_child(

@@ -23,24 +23,12 @@ from demo.receiver import OtlpReceiver, ReceivedSpan
 from demo.search_api import SearchApi
 from opentelemetry_instrumentation_mcp import McpInstrumentor
 from tests.apps import reference_app
-from tests.conftest import _PROVIDER, ours
+from tests.conftest import _PROVIDER, child_of, one, ours
 from tests.http_peers import free_port
 from tests.mcp_compat import connected, instrumented_command, read_timeout, stdio_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 MINE = "opentelemetry_instrumentation_mcp"
-
-
-def one(spans: list[ReadableSpan], name: str, kind: SpanKind) -> ReadableSpan:
-    [span] = [span for span in spans if span.name == name and span.kind is kind]
-    return span
-
-
-def child_of(child: ReadableSpan, parent: ReadableSpan) -> bool:
-    return child.parent is not None and (child.parent.trace_id, child.parent.span_id) == (
-        parent.context.trace_id,
-        parent.context.span_id,
-    )
 
 
 @pytest.mark.anyio
