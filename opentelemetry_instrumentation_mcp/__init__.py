@@ -62,6 +62,7 @@ class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Instruments the mcp SDK's sessions and request handlers."""
 
     _patches: list[_Patches]
+    _telemetry: Telemetry
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -69,12 +70,13 @@ class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL)
         meter = metrics.get_meter(__name__, __version__, kwargs.get("meter_provider"), schema_url=_SCHEMA_URL)
-        telemetry = Telemetry(tracer, Metrics(meter), options(kwargs))
-        self._patches = [_sdk_patches(telemetry), TransportPatch(), HttpPatch()]
+        self._telemetry = Telemetry(tracer, Metrics(meter), options(kwargs))
+        self._patches = [_sdk_patches(self._telemetry), TransportPatch(), HttpPatch()]
         for patches in self._patches:
             patches.apply()
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        self._telemetry.active = False
         for patches in self._patches:
             patches.remove()
         self._patches = []

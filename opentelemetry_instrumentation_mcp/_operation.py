@@ -16,6 +16,7 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROMPT_NAME,
@@ -171,6 +172,12 @@ class Telemetry:
         self._tracer = tracer
         self.metrics = metrics
         self._options = options
+        self.active = True
+        """False once uninstrumented: wrappers the SDK still holds (mcp 2.x caches bound handlers) go quiet."""
+
+    def enabled(self) -> bool:
+        """Whether to trace now: instrumented, and not inside `suppress_instrumentation()`."""
+        return self.active and is_instrumentation_enabled()
 
     def start_server(self, message: Message) -> Operation | None:
         """Start the SERVER span of an inbound message, parented (or linked) as `server_parent` decides."""
@@ -209,7 +216,8 @@ class Telemetry:
 
         async def entered(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             result = await wrapped(*args, **kwargs)
-            guarded("starting a session", lambda: self.session_started(session_state(instance)), None)
+            if self.enabled():
+                guarded("starting a session", lambda: self.session_started(session_state(instance)), None)
             return result
 
         async def exited(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

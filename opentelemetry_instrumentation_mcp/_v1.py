@@ -24,7 +24,7 @@ from mcp.shared.exceptions import McpError
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.session import BaseSession, RequestResponder
 from opentelemetry import context as context_api
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import unwrap
 from wrapt import ObjectProxy, wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._guard import guarded
@@ -285,7 +285,7 @@ class Patches:
     ) -> Any:
         message = guarded("reading a message", lambda: _first(args, kwargs, "message"), None)
         session = guarded("reading a message", lambda: args[1] if len(args) > 1 else kwargs["session"], None)
-        if message is None or session is None or not is_instrumentation_enabled():
+        if message is None or session is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         if isinstance(message, types.ClientNotification):
             with self._handling(lambda: _describe_notification(message, session)):
@@ -298,7 +298,7 @@ class Patches:
         self, wrapped: Any, instance: ServerSession, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         responder = guarded("reading a request", lambda: _first(args, kwargs, "responder"), None)
-        if responder is None or not is_instrumentation_enabled():
+        if responder is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         if responder.request.root.method == "initialize":
             return await self._respond_traced(responder, instance, wrapped, args, kwargs)
@@ -315,7 +315,7 @@ class Patches:
         self, wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         responder = guarded("reading a request", lambda: _first(args, kwargs, "responder"), None)
-        if responder is None or not is_instrumentation_enabled():
+        if responder is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         return await self._respond_traced(responder, instance, wrapped, args, kwargs)
 
@@ -323,7 +323,7 @@ class Patches:
         self, wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         notification = guarded("reading a notification", lambda: _first(args, kwargs, "notification"), None)
-        if notification is None or not is_instrumentation_enabled():
+        if notification is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         with self._handling(lambda: _describe_notification(notification, instance)):
             return await wrapped(*args, **kwargs)
@@ -344,7 +344,7 @@ class Patches:
         self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         request = guarded("reading a request", lambda: _first(args, kwargs, "request"), None)
-        if request is None or not is_instrumentation_enabled():
+        if request is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         # `send_request` takes the session's next id as its first step: the id this request will have
         request_id = getattr(instance, "_request_id", None)
@@ -361,7 +361,7 @@ class Patches:
         self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         notification = guarded("reading a notification", lambda: _first(args, kwargs, "notification"), None)
-        if notification is None or not is_instrumentation_enabled():
+        if notification is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         describe = lambda: _describe_outbound(notification, instance, None)  # noqa: E731
         with Active.sending(self._telemetry, describe, _sent_error_code) as operation:

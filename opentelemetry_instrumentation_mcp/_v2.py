@@ -29,7 +29,7 @@ from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher, handler_exception_t
 from mcp_types import CONNECTION_CLOSED, PROTOCOL_VERSION_META_KEY, REQUEST_TIMEOUT
 from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation, unwrap
+from opentelemetry.instrumentation.utils import suppress_instrumentation, unwrap
 from wrapt import wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._guard import guarded
@@ -249,7 +249,8 @@ class Patches:
     def _connection_opened(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         """`Connection.for_loop`: a handshake-era session begins (per-request 2026-07-28 connections are none)."""
         connection = wrapped(*args, **kwargs)
-        guarded("starting a session", lambda: self._telemetry.session_started(session_state(connection)), None)
+        if self._telemetry.enabled():
+            guarded("starting a session", lambda: self._telemetry.session_started(session_state(connection)), None)
         return connection
 
     async def _connection_closed(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -279,7 +280,7 @@ class Patches:
     ) -> Any:
         """An inbound message, on a session whose protocol version and non-HTTP transport are given."""
         bound = guarded("reading a message", lambda: (*_bind_message(*args, **kwargs), session_state(session)), None)
-        if bound is None or not is_instrumentation_enabled():
+        if bound is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         dctx, method, params, state = bound
         describe = lambda: _inbound(method, dctx, params, version=version(), state=state, otherwise=otherwise())  # noqa: E731
@@ -312,7 +313,7 @@ class Patches:
 
     async def _send_request(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         bound = guarded("reading a request", lambda: (*_bind_send(*args, **kwargs), session_state(instance)), None)
-        if bound is None or not is_instrumentation_enabled():
+        if bound is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         method, params, opts, state = bound
         request_id = _fields(opts).get("request_id")
@@ -331,7 +332,7 @@ class Patches:
         self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         bound = guarded("reading a notification", lambda: (*_bind_send(*args, **kwargs), session_state(instance)), None)
-        if bound is None or not is_instrumentation_enabled():
+        if bound is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         method, params, _, state = bound
         describe = lambda: _outbound(method, params, None, state)  # noqa: E731

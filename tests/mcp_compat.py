@@ -71,6 +71,23 @@ class RawPeer:
                 if message.get("id") == request_id and ("result" in message or "error" in message):
                     return message
 
+    async def pipelined(self, requests: list[tuple[str, dict[str, Any] | None]]) -> list[dict[str, Any]]:
+        """Send all the requests, then gather their answers (in the order sent), as a pipelining client does."""
+        ids = [next(self._ids) for _ in requests]
+        for request_id, (method, params) in zip(ids, requests, strict=True):
+            payload: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+            if params is not None:
+                payload["params"] = params
+            await self.send(payload)
+        answers: dict[Any, dict[str, Any]] = {}
+        with anyio.fail_after(10):
+            while len(answers) < len(ids):
+                message = from_session_message(await self._receive.receive())
+                self.received.append(message)
+                if message.get("id") in ids and ("result" in message or "error" in message):
+                    answers[message["id"]] = message
+        return [answers[request_id] for request_id in ids]
+
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         payload: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params is not None:

@@ -1,0 +1,207 @@
+"""Never break the host: faults in the OpenTelemetry pipeline, peers that leave or cancel, instrumenting while
+sessions run, generated params and ids, and memory over many sessions."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
+from tests.apps import reference_app
+from tests.conftest import _PROVIDER, ours
+from tests.mcp_compat import MCP1, raw_peer
+
+pytestmark = pytest.mark.anyio
+ADD = {"name": "add", "arguments": {"a": 1, "b": 2}}
+
+
+async def conversation() -> list[dict[str, Any]]:
+    async with raw_peer(reference_app()) as peer:
+        return [
+            await peer.request("tools/call", ADD),
+            await peer.request("tools/call", {"name": "explode", "arguments": {}}),
+            await peer.request("ping"),
+            await peer.request("prompts/get", {"name": "greet", "arguments": {"name": "Ada"}}),
+        ]
+
+
+class Failing(SpanExporter, SpanProcessor):
+    """An exporter and a span processor that fail at everything."""
+
+    def export(self, spans: Any) -> SpanExportResult:
+        raise RuntimeError("exporter down")
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        raise RuntimeError("processor broken on start")
+
+    def on_end(self, span: Any) -> None:
+        raise RuntimeError("processor broken on end")
+
+
+class FailingMetrics(MetricExporter):
+    def __init__(self) -> None:
+        super().__init__()
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        raise RuntimeError("metric exporter down")
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        raise RuntimeError("metric exporter down")
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def tolerant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faults of the environment, not ours: contained and logged, as in production."""
+    monkeypatch.setattr(_guard, "RAISE_INTERNAL_ERRORS", False)
+
+
+@pytest.mark.parametrize("fault", ["exporter", "processor", "metric reader"])
+async def test_faults_in_the_pipeline_change_no_answer(tolerant: None, fault: str) -> None:
+    expected = await conversation()
+    tracer_provider = TracerProvider()
+    failing = Failing()
+    meter_provider = MeterProvider()
+    if fault == "exporter":
+        tracer_provider.add_span_processor(SimpleSpanProcessor(failing))
+    elif fault == "processor":
+        tracer_provider.add_span_processor(failing)
+    else:
+        reader = PeriodicExportingMetricReader(FailingMetrics(), export_interval_millis=10)
+        meter_provider = MeterProvider(metric_readers=[reader])
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        assert await conversation() == expected
+        await anyio.sleep(0.05)  # the failing metric reader has exported (and failed) by now
+        assert await conversation() == expected
+    finally:
+        instrumentor.uninstrument()
+
+
+async def test_a_cancelled_request(instrumented: InMemorySpanExporter) -> None:
+    async def cancel_a_sleep() -> list[Any]:
+        async with raw_peer(reference_app()) as peer:
+            await peer.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": "slow",
+                    "method": "tools/call",
+                    "params": {"name": "sleep", "arguments": {"seconds": 5}},
+                }
+            )
+            await anyio.sleep(0.2)
+            await peer.notify("notifications/cancelled", {"requestId": "slow", "reason": "changed my mind"})
+            return [await peer.request("ping")]
+
+    with suppress_instrumentation():
+        plain = await cancel_a_sleep()
+    assert await cancel_a_sleep() == plain
+    [span] = [span for span in ours(instrumented) if span.name == "tools/call sleep"]
+    assert span.end_time is not None
+
+
+async def test_instrumenting_while_sessions_run(exporter: InMemorySpanExporter) -> None:
+    """Sessions keep answering through instrument/uninstrument cycles. A session that started before
+    `instrument()` stays untraced on mcp 2.x (the SDK bound its handlers when it started); none is traced once
+    uninstrumented, whatever the SDK still holds."""
+    instrumentor = McpInstrumentor()
+    async with raw_peer(reference_app()) as early:
+        for cycle in range(4):
+            instrumenting = cycle % 2 == 0
+            if instrumenting:
+                instrumentor.instrument(tracer_provider=_PROVIDER)
+            else:
+                instrumentor.uninstrument()
+            exporter.clear()
+            async with raw_peer(reference_app()) as late:
+                for peer in (early, late):
+                    answers = await peer.pipelined([("tools/call", ADD)] * 5)
+                    assert [answer["result"]["isError"] for answer in answers] == [False] * 5
+            calls = [span.name for span in ours(exporter)].count("tools/call add")
+            if not instrumenting:
+                assert calls == 0
+            else:
+                assert calls == (10 if MCP1 else 5)
+
+
+ids = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.text(max_size=40),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=1000, max_size=5000),
+)
+params = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+
+
+async def ask(request_id: Any, method: str, arguments: Any) -> Any:
+    async with raw_peer(reference_app()) as peer:
+        answer = await peer.request(method, {"name": "add", "arguments": arguments, "_meta": arguments}, id=request_id)
+        return answer, await peer.request("ping")
+
+
+@pytest.fixture(scope="module")
+def instrumented_for_fuzzing() -> Iterator[None]:
+    McpInstrumentor().instrument(tracer_provider=_PROVIDER)
+    yield
+    McpInstrumentor().uninstrument()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    request_id=ids,
+    method=st.sampled_from(["tools/call", "prompts/get", "resources/read", "ping", "no/such"]),
+    arguments=params,
+)
+def test_generated_ids_and_params_get_the_uninstrumented_answers(
+    instrumented_for_fuzzing: None, request_id: Any, method: str, arguments: Any
+) -> None:
+    with suppress_instrumentation():
+        plain = anyio.run(ask, request_id, method, arguments)
+    assert anyio.run(ask, request_id, method, arguments) == plain
+
+
+@pytest.mark.slow
+async def test_retained_memory_is_flat_over_10000_sessions(instrumented: InMemorySpanExporter) -> None:
+    async def sessions(count: int) -> None:
+        for _ in range(count):
+            async with raw_peer(reference_app()) as peer:
+                await peer.request("ping")
+        instrumented.clear()
+        gc.collect()
+
+    await sessions(200)  # warm: imports, caches, pydantic schemas
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    await sessions(10_000)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    ours_only = [tracemalloc.Filter(True, "*opentelemetry_instrumentation_mcp*")]
+    grown = sum(
+        stat.size_diff
+        for stat in after.filter_traces(ours_only).compare_to(before.filter_traces(ours_only), "filename")
+    )
+    print(f"retained by this package after 10,000 sessions: {grown} bytes")
+    assert grown < 64 * 1024
