@@ -2,10 +2,11 @@
 
     python benchmarks/overhead.py [--calls 2000] [--rounds 5] [--transports memory,stdio]
 
-Each configuration runs in a fresh process, round by round, interleaved, so that they share the machine's
-moods alike. Per round: N sequential calls of a trivial tool from the SDK's `ClientSession`. Reported: the
-median and the min–max over the rounds, the cost added over the bare SDK, and our added cost as a fraction of
-the mcp 2.x SDK's own tracing (which records no metrics).
+Each configuration runs in a fresh process (over stdio, a client process and a server process, both set up
+the same way), round by round, interleaved, so that they share the machine's moods alike. Per round: N
+sequential calls of a trivial tool from the SDK's `ClientSession`. Reported: the median and the min to max over
+the rounds, the cost added over the bare SDK, and our added cost as a fraction of the mcp 2.x SDK's own tracing
+(which records no metrics).
 
 Configurations:
   bare        the SDK, no OpenTelemetry SDK configured (mcp 2.x's own tracing is then a no-op)
@@ -60,13 +61,17 @@ def configure(configuration: str) -> None:
         McpInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
 
-async def measure(transport: str, calls: int) -> float:
+async def measure(configuration: str, transport: str, calls: int) -> float:
     """Microseconds per call, over `calls` sequential calls after a warm-up."""
     sys.path.insert(0, str(ROOT))
-    from tests.apps import reference_app
-    from tests.mcp_compat import connected, stdio_parameters
+    from mcp import StdioServerParameters
 
-    target = reference_app() if transport == "memory" else stdio_parameters(instrumented=False)
+    from tests.apps import reference_app
+    from tests.mcp_compat import connected
+
+    # over stdio the server is a process of its own, set up the same way
+    serve = [__file__, "--serve", configuration]
+    target = reference_app() if transport == "memory" else StdioServerParameters(command=sys.executable, args=serve)
     async with connected(transport, target) as session:
         for _ in range(50):
             await session.call_tool("add", {"a": 1, "b": 2})
@@ -80,7 +85,15 @@ def child(configuration: str, transport: str, calls: int) -> None:
     import anyio
 
     configure(configuration)
-    print(json.dumps(anyio.run(measure, transport, calls)))
+    print(json.dumps(anyio.run(measure, configuration, transport, calls)))
+
+
+def serve(configuration: str) -> None:
+    configure(configuration)
+    sys.path.insert(0, str(ROOT))
+    from tests.apps import reference_app
+
+    reference_app().run()
 
 
 def run(configuration: str, transport: str, calls: int) -> float:
@@ -100,7 +113,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--transports", default="memory,stdio")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.serve:
+        serve(arguments.serve)
+        return
     if arguments.child:
         configuration, transport, calls = arguments.child
         child(configuration, transport, int(calls))
