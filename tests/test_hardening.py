@@ -100,19 +100,17 @@ async def test_faults_in_the_pipeline_change_no_answer(tolerant: None, fault: st
 
 
 async def test_a_cancelled_request(instrumented: InMemorySpanExporter) -> None:
-    async def cancel_a_sleep() -> list[Any]:
-        async with raw_peer(reference_app()) as peer:
-            await peer.send(
-                {
-                    "jsonrpc": "2.0",
-                    "id": "slow",
-                    "method": "tools/call",
-                    "params": {"name": "sleep", "arguments": {"seconds": 5}},
-                }
-            )
-            await anyio.sleep(0.2)
-            await peer.notify("notifications/cancelled", {"requestId": "slow", "reason": "changed my mind"})
-            return [await peer.request("ping")]
+    async def cancel_a_sleep() -> Any:
+        """What the client sees after cancelling (mcp 1.9 ends the session: the same, traced or not)."""
+        try:
+            async with raw_peer(reference_app()) as peer:
+                sleep = {"name": "sleep", "arguments": {"seconds": 5}}
+                await peer.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": sleep})
+                await anyio.sleep(0.2)
+                await peer.notify("notifications/cancelled", {"requestId": 99, "reason": "changed my mind"})
+                return [await peer.request("ping")]
+        except BaseException as failure:  # noqa: BLE001 - compared, not handled
+            return type(failure).__name__
 
     with suppress_instrumentation():
         plain = await cancel_a_sleep()
@@ -158,9 +156,13 @@ params = st.recursive(
 
 
 async def ask(request_id: Any, method: str, arguments: Any) -> Any:
-    async with raw_peer(reference_app()) as peer:
-        answer = await peer.request(method, {"name": "add", "arguments": arguments, "_meta": arguments}, id=request_id)
-        return answer, await peer.request("ping")
+    """The answers, or how the SDK failed (some releases end a session on odd ids): the same, traced or not."""
+    try:
+        async with raw_peer(reference_app()) as peer:
+            params = {"name": "add", "arguments": arguments, "_meta": arguments}
+            return await peer.request(method, params, id=request_id), await peer.request("ping")
+    except BaseException as failure:  # noqa: BLE001 - compared, not handled
+        return type(failure).__name__
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +172,7 @@ def instrumented_for_fuzzing() -> Iterator[None]:
     McpInstrumentor().uninstrument()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     request_id=ids,
     method=st.sampled_from(["tools/call", "prompts/get", "resources/read", "ping", "no/such"]),
