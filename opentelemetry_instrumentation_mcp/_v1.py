@@ -128,28 +128,16 @@ def _describe_request(responder: Responder, session: Session) -> Message:
     )
 
 
-def _describe_notification(notification: Any, session: Session) -> Message:
-    root = notification.root
-    params = getattr(root, "params", None)
-    state = session_state(session)
-    return Message(
-        root.method,
-        meta=_meta_fields(getattr(params, "meta", None)),
-        uri=getattr(params, "uri", None),
-        params=params,
-        protocol_version=state.protocol_version,
-        transport=_session_transport(session),
-        session=state,
-    )
-
-
-def _describe_outbound(message: Any, session: Session, request_id: object) -> Message:
+def _describe_model(message: Any, session: Session, request_id: object = None) -> Message:
+    """A message held as the SDK's model, with no transport metadata of its own: one the session sends, or a
+    notification it received (1.x drops a notification's metadata)."""
     root = message.root
     params = getattr(root, "params", None)
     state = session_state(session)
     return Message(
         root.method,
         request_id=request_id,
+        meta=_meta_fields(getattr(params, "meta", None)),
         name=getattr(params, "name", None),
         uri=getattr(params, "uri", None),
         arguments=getattr(params, "arguments", None),
@@ -288,7 +276,7 @@ class Patches:
         if message is None or session is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         if isinstance(message, types.ClientNotification):
-            with self._handling(lambda: _describe_notification(message, session)):
+            with self._handling(lambda: _describe_model(message, session)):
                 return await wrapped(*args, **kwargs)
         if not isinstance(message, RequestResponder):
             return await wrapped(*args, **kwargs)
@@ -325,7 +313,7 @@ class Patches:
         notification = guarded("reading a notification", lambda: _first(args, kwargs, "notification"), None)
         if notification is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
-        with self._handling(lambda: _describe_notification(notification, instance)):
+        with self._handling(lambda: _describe_model(notification, instance)):
             return await wrapped(*args, **kwargs)
 
     async def _respond_traced(
@@ -348,7 +336,7 @@ class Patches:
             return await wrapped(*args, **kwargs)
         # `send_request` takes the session's next id as its first step: the id this request will have
         request_id = getattr(instance, "_request_id", None)
-        describe = lambda: _describe_outbound(request, instance, request_id)  # noqa: E731
+        describe = lambda: _describe_model(request, instance, request_id)  # noqa: E731
         with Active.sending(self._telemetry, describe, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
@@ -363,7 +351,7 @@ class Patches:
         notification = guarded("reading a notification", lambda: _first(args, kwargs, "notification"), None)
         if notification is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
-        describe = lambda: _describe_outbound(notification, instance, None)  # noqa: E731
+        describe = lambda: _describe_model(notification, instance)  # noqa: E731
         with Active.sending(self._telemetry, describe, _sent_error_code) as operation:
             if operation is not None:
                 args, kwargs = _replace_first(args, kwargs, "notification", _Injecting(notification, operation))
