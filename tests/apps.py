@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 from mcp.types import SamplingMessage, TextContent
 from opentelemetry import baggage, trace
+from pydantic import AnyUrl
 
 try:  # mcp 2.x
     from mcp.server.mcpserver import Context
@@ -24,7 +25,7 @@ except ImportError:  # mcp 1.x
 _tracer = trace.get_tracer("tests.apps")
 
 
-def reference_app() -> Any:
+def reference_app() -> Any:  # noqa: PLR0915 - the one catalogue of tools every test speaks to
     """Tools that succeed, raise, sleep, talk back to the client and call out; a prompt; a resource."""
     app = HighLevelServer("reference")
 
@@ -69,6 +70,12 @@ def reference_app() -> Any:
     def crash() -> str:
         """End the server's process at once, mid-call: a broken transport for the client."""
         os._exit(3)
+
+    @app.tool()
+    async def touch(uri: str, ctx: Context) -> str:  # type: ignore[type-arg]
+        """Tell the client a resource changed."""
+        await ctx.session.send_resource_updated(AnyUrl(uri))
+        return "touched"
 
     @app.tool()
     async def sleep(seconds: float) -> str:

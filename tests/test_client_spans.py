@@ -136,6 +136,22 @@ async def test_server_to_client_traffic_is_traced_both_ways(instrumented: InMemo
     assert "jsonrpc.request.id" in (one(spans, "roots/list", SpanKind.CLIENT).attributes or {})
 
 
+async def test_a_notification_from_a_tool_reaches_the_client_in_the_trace(instrumented: InMemorySpanExporter) -> None:
+    async with sdk_client(reference_app()) as session:
+        await session.call_tool("touch", {"uri": "demo://readme"})
+        await session.send_ping()  # the client has handled the notification by the time this is answered
+    spans = ours(instrumented)
+    tool = one(spans, "tools/call touch", SpanKind.SERVER)
+    sent = one(spans, "notifications/resources/updated", SpanKind.CLIENT)
+    received = one(spans, "notifications/resources/updated", SpanKind.SERVER)
+    assert child_of(sent, tool)
+    assert child_of(received, sent)
+    for span in (sent, received):
+        attributes = dict(span.attributes or {})
+        assert attributes["mcp.resource.uri"] == "demo://readme"
+        assert "jsonrpc.request.id" not in attributes
+
+
 @pytest.mark.skipif(MCP1, reason="mcp 1.x has no tracing of its own")
 async def test_sdk_client_spans_come_back_after_uninstrument(exporter: InMemorySpanExporter) -> None:
     instrumentor = McpInstrumentor()
