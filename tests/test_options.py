@@ -218,3 +218,30 @@ async def test_a_log_line_in_a_tool_carries_the_tool_span(instrument: Any) -> No
     assert (record.otelTraceID, record.otelSpanID) == (trace_id, span_id)  # type: ignore[attr-defined]
     [exported] = [data.log_record for data in log_exporter.get_finished_logs()]
     assert (exported.trace_id, exported.span_id) == (tool.context.trace_id, tool.context.span_id)
+
+
+async def test_sampled_out_spans_do_no_content_work(
+    exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With content capture on, a span the sampler dropped costs no JSON and calls no hook."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    from opentelemetry_instrumentation_mcp import _operation
+
+    serialised: list[Any] = []
+    monkeypatch.setattr(_operation, "as_json", lambda value, limit: serialised.append(value) or "")
+    hooked: list[Any] = []
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=TracerProvider(sampler=ALWAYS_OFF),
+        capture_content=True,
+        request_hook=lambda *args: hooked.append(args),
+        response_hook=lambda *args: hooked.append(args),
+    )
+    try:
+        await converse()
+    finally:
+        instrumentor.uninstrument()
+    assert serialised == []
+    assert hooked == []
