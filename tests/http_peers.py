@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from tests.mcp_compat import HANDSHAKE_VERSION
+from tests.mcp_compat import HANDSHAKE_VERSION, jsonrpc
 
 ACCEPT = "application/json, text/event-stream"
 
@@ -78,9 +78,7 @@ class StreamableHttpPeer:
 
     def request(self, method: str, params: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
         request_id = next(self._ids)
-        payload: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-        if params is not None:
-            payload["params"] = params
+        payload = jsonrpc(method, params, request_id)
         response = self.post(payload, headers)
         if response.headers.get("content-type", "").startswith("text/event-stream"):
             messages = sse_messages(response.text)
@@ -90,9 +88,7 @@ class StreamableHttpPeer:
         return answer
 
     def notify(self, method: str, params: dict[str, Any] | None = None) -> int:
-        payload: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            payload["params"] = params
+        payload = jsonrpc(method, params)
         return self.post(payload).status_code
 
     def initialize(self, meta: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
@@ -157,9 +153,7 @@ class SsePeer:
 
     def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         request_id = next(self._ids)
-        payload: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-        if params is not None:
-            payload["params"] = params
+        payload = jsonrpc(method, params, request_id)
         self.send(payload)
         while True:
             message = self._inbox.get(timeout=10)
@@ -175,7 +169,7 @@ class SsePeer:
                 "clientInfo": {"name": "raw-sse", "version": "1"},
             },
         )
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        self.send(jsonrpc("notifications/initialized"))
         return answer
 
     def close(self) -> None:

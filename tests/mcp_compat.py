@@ -37,6 +37,16 @@ else:
         return message.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
 
 
+def jsonrpc(method: str, params: dict[str, Any] | None = None, request_id: Any = None) -> dict[str, Any]:
+    """A JSON-RPC request (with an id) or notification (without), as any peer of these tests sends it."""
+    payload: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if request_id is not None:
+        payload["id"] = request_id
+    if params is not None:
+        payload["params"] = params
+    return payload
+
+
 def lowlevel(app: Any) -> Server[Any]:
     """The low-level `Server` under a FastMCP (1.x) or MCPServer (2.x) app, or the app itself."""
     for attribute in ("_mcp_server", "_lowlevel_server"):
@@ -60,10 +70,7 @@ class RawPeer:
     async def request(self, method: str, params: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
         """Send a request and return the response (result or error) for its id."""
         request_id = extra.pop("id", next(self._ids))
-        payload: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-        if params is not None:
-            payload["params"] = params
-        await self.send(payload)
+        await self.send(jsonrpc(method, params, request_id))
         with anyio.fail_after(10):
             while True:
                 message = from_session_message(await self._receive.receive())
@@ -75,10 +82,7 @@ class RawPeer:
         """Send all the requests, then gather their answers (in the order sent), as a pipelining client does."""
         ids = [next(self._ids) for _ in requests]
         for request_id, (method, params) in zip(ids, requests, strict=True):
-            payload: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-            if params is not None:
-                payload["params"] = params
-            await self.send(payload)
+            await self.send(jsonrpc(method, params, request_id))
         answers: dict[Any, dict[str, Any]] = {}
         with anyio.fail_after(10):
             while len(answers) < len(ids):
@@ -89,10 +93,7 @@ class RawPeer:
         return [answers[request_id] for request_id in ids]
 
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
-        payload: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            payload["params"] = params
-        await self.send(payload)
+        await self.send(jsonrpc(method, params))
 
     async def initialize(self, meta: dict[str, Any] | None = None) -> dict[str, Any]:
         """The handshake: `initialize`, then `notifications/initialized`."""

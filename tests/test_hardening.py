@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
 from tests.apps import reference_app
 from tests.conftest import _PROVIDER, ours
-from tests.mcp_compat import MCP1, raw_peer
+from tests.mcp_compat import MCP1, jsonrpc, raw_peer
 
 pytestmark = pytest.mark.anyio
 ADD = {"name": "add", "arguments": {"a": 1, "b": 2}}
@@ -105,7 +105,7 @@ async def test_a_cancelled_request(instrumented: InMemorySpanExporter) -> None:
         try:
             async with raw_peer(reference_app()) as peer:
                 sleep = {"name": "sleep", "arguments": {"seconds": 5}}
-                await peer.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": sleep})
+                await peer.send(jsonrpc("tools/call", sleep, 99))
                 await anyio.sleep(0.2)
                 await peer.notify("notifications/cancelled", {"requestId": 99, "reason": "changed my mind"})
                 return [await peer.request("ping")]

@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind
 
 from demo.receiver import OtlpReceiver, ReceivedSpan
 from opentelemetry_instrumentation_mcp._metrics import BUCKETS
-from tests.mcp_compat import HANDSHAKE_VERSION
+from tests.mcp_compat import HANDSHAKE_VERSION, jsonrpc
 from tests.test_server_spans import BAD_METAS, PARENT_ID, TRACE_ID, TRACEPARENT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,10 +42,7 @@ class StdioPeer:
 
     def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         self._next_id += 1
-        payload: dict[str, Any] = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
-        if params is not None:
-            payload["params"] = params
-        self.send(payload)
+        self.send(jsonrpc(method, params, self._next_id))
         assert self.process.stdout is not None
         while True:
             line = self.process.stdout.readline()
@@ -55,7 +52,7 @@ class StdioPeer:
                 return message
 
     def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
-        self.send({"jsonrpc": "2.0", "method": method, **({"params": params} if params is not None else {})})
+        self.send(jsonrpc(method, params))
 
     def initialize(self) -> dict[str, Any]:
         response = self.request(
