@@ -66,12 +66,11 @@ async def measure(configuration: str, transport: str, calls: int) -> float:
     sys.path.insert(0, str(ROOT))
     from mcp import StdioServerParameters
 
-    from tests.apps import reference_app
     from tests.mcp_compat import connected
 
     # over stdio the server is a process of its own, set up the same way
     serve = [__file__, "--serve", configuration]
-    target = reference_app() if transport == "memory" else StdioServerParameters(command=sys.executable, args=serve)
+    target = trivial_app() if transport == "memory" else StdioServerParameters(command=sys.executable, args=serve)
     async with connected(transport, target) as session:
         for _ in range(50):
             await session.call_tool("add", {"a": 1, "b": 2})
@@ -79,6 +78,21 @@ async def measure(configuration: str, transport: str, calls: int) -> float:
         for _ in range(calls):
             await session.call_tool("add", {"a": 1, "b": 2})
         return (time.perf_counter() - started) / calls * 1e6
+
+
+def trivial_app() -> Any:
+    """A server with one trivial tool, which does nothing traced of its own."""
+    try:  # mcp 2.x
+        from mcp.server.mcpserver import MCPServer as HighLevelServer
+    except ImportError:  # mcp 1.x
+        from mcp.server.fastmcp import FastMCP as HighLevelServer  # type: ignore[no-redef]
+    app = HighLevelServer("benchmark")
+
+    @app.tool()
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    return app
 
 
 def child(configuration: str, transport: str, calls: int) -> None:
@@ -90,10 +104,7 @@ def child(configuration: str, transport: str, calls: int) -> None:
 
 def serve(configuration: str) -> None:
     configure(configuration)
-    sys.path.insert(0, str(ROOT))
-    from tests.apps import reference_app
-
-    reference_app().run()
+    trivial_app().run()
 
 
 def run(configuration: str, transport: str, calls: int) -> float:
