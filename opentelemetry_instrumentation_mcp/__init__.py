@@ -33,6 +33,7 @@ from opentelemetry_instrumentation_mcp._http import HttpPatch
 from opentelemetry_instrumentation_mcp._metrics import Metrics
 from opentelemetry_instrumentation_mcp._operation import Telemetry
 from opentelemetry_instrumentation_mcp._propagation import IncomingContext
+from opentelemetry_instrumentation_mcp._providers import recording
 from opentelemetry_instrumentation_mcp._transport import TransportPatch
 from opentelemetry_instrumentation_mcp.package import _instruments
 from opentelemetry_instrumentation_mcp.version import __version__
@@ -70,7 +71,7 @@ class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL)
         meter = metrics.get_meter(__name__, __version__, kwargs.get("meter_provider"), schema_url=_SCHEMA_URL)
-        self._telemetry = Telemetry(tracer, Metrics(meter), options(kwargs))
+        self._telemetry = Telemetry(tracer, Metrics(meter), options(kwargs), recording(tracer, meter))
         self._patches = [_sdk_patches(self._telemetry), TransportPatch(), HttpPatch()]
         for patches in self._patches:
             patches.apply()

@@ -40,6 +40,9 @@ _OPERATION = _SESSION | {
     RPC_RESPONSE_STATUS_CODE,
 }
 _ADDRESS = frozenset({SERVER_ADDRESS, SERVER_PORT})
+_OPERATION_KEYS = {True: _OPERATION, False: _OPERATION | _ADDRESS}
+_SESSION_KEYS = {True: _SESSION, False: _SESSION | _ADDRESS}
+"""By side (server: True): a client's metrics also tell which server it spoke to."""
 
 
 def _only(attributes: Mapping[str, AttributeValue], keys: frozenset[str]) -> dict[str, AttributeValue]:
@@ -65,9 +68,7 @@ class Metrics:
         }
 
     def operation(self, server: bool, seconds: float, attributes: Mapping[str, AttributeValue]) -> None:
-        keys = _OPERATION if server else _OPERATION | _ADDRESS
-        self._operations[server].record(seconds, _only(attributes, keys))
+        self._operations[server].record(seconds, _only(attributes, _OPERATION_KEYS[server]))
 
     def session(self, server: bool, seconds: float, attributes: Mapping[str, AttributeValue]) -> None:
-        keys = _SESSION if server else _SESSION | _ADDRESS
-        self._sessions[server].record(seconds, _only(attributes, keys))
+        self._sessions[server].record(seconds, _only(attributes, _SESSION_KEYS[server]))

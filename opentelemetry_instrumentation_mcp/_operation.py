@@ -92,24 +92,26 @@ def message_attributes(message: Message) -> Attributes:
 class Operation:
     """The span of one MCP operation on one side, what is known of its outcome, and its duration metric."""
 
-    __slots__ = ("_attributes", "_message", "_server", "_started", "_telemetry", "context", "span")
+    __slots__ = ("_attributes", "_message", "_metrics", "_server", "_started", "_telemetry", "context", "span")
 
     def __init__(
         self,
         telemetry: Telemetry,
         message: Message,
         span: Span,
-        parent: Context,
+        context: Context,
         attributes: Attributes,
         *,
         server: bool,
+        metrics: Metrics | None,
     ) -> None:
         self._telemetry = telemetry
         self._message = message
         self.span = span
-        self.context = trace.set_span_in_context(span, parent)
+        self.context = context
         self._attributes = attributes
         self._server = server
+        self._metrics = metrics
         self._started = default_timer()
 
     def _set(self, key: str, value: AttributeValue) -> None:
@@ -156,22 +158,26 @@ class Operation:
         """The operation's result, as the peer sees it: for opt-in content capture and the response hook."""
         self._telemetry.finished(self, self._message, result)
 
-    def inject(self, meta: object) -> dict[str, object]:
-        """A new `_meta` for the outbound message: the caller's keys as written, plus this span's context."""
+    def inject(self, meta: object) -> dict[str, object] | None:
+        """A new `_meta` for the outbound message: the caller's keys as written, plus this span's context; None
+        when there is no context to send."""
         return inject_meta(meta, self.context)
 
     def end(self) -> None:
         self.span.end()
-        self._telemetry.metrics.operation(self._server, default_timer() - self._started, self._attributes)
+        if self._metrics is not None:
+            self._metrics.operation(self._server, default_timer() - self._started, self._attributes)
 
 
 class Telemetry:
     """Starts the spans of MCP operations with the configured tracer, meter and options."""
 
-    def __init__(self, tracer: Tracer, metrics: Metrics, options: Options) -> None:
+    def __init__(self, tracer: Tracer, metrics: Metrics, options: Options, recording: Callable[[], bool]) -> None:
         self._tracer = tracer
         self.metrics = metrics
         self._options = options
+        self._recording = recording
+        """Whether an SDK provider records spans or metrics; without one, operations only pass context on."""
         self.active = True
         """False once uninstrumented: wrappers the SDK still holds (mcp 2.x caches bound handlers) go quiet."""
 
@@ -179,23 +185,34 @@ class Telemetry:
         """Whether to trace now: instrumented, and not inside `suppress_instrumentation()`."""
         return self.active and is_instrumentation_enabled()
 
-    def start_server(self, message: Message) -> Operation | None:
+    def start_server(self, method: str, describe: Callable[[], Message]) -> Operation | None:
         """Start the SERVER span of an inbound message, parented (or linked) as `server_parent` decides."""
-        if message.method in self._options.excluded_methods:
+        if method in self._options.excluded_methods:
             return None
+        message = describe()
         parent, links = server_parent(message, context_api.get_current(), self._options.incoming_context)
+        if not self._recording():
+            return self._passing(method, parent, server=True)
         return self._start(message, parent, SpanKind.SERVER, links)
 
-    def start_client(self, message: Message) -> Operation | None:
+    def start_client(self, method: str, describe: Callable[[], Message]) -> Operation | None:
         """Start the CLIENT span of an outbound message, in the current context."""
-        if message.method in self._options.excluded_methods:
+        if method in self._options.excluded_methods:
             return None
-        return self._start(message, context_api.get_current(), SpanKind.CLIENT, ())
+        if not self._recording():
+            return self._passing(method, context_api.get_current(), server=False)
+        return self._start(describe(), context_api.get_current(), SpanKind.CLIENT, ())
+
+    def _passing(self, method: str, context: Context, *, server: bool) -> Operation:
+        """With nothing to record, an operation only passes its parent's context on: what a no-op span does."""
+        return Operation(self, Message(method), trace.INVALID_SPAN, context, {}, server=server, metrics=None)
 
     def _start(self, message: Message, parent: Context, kind: SpanKind, links: Sequence[Link]) -> Operation:
         attributes = message_attributes(message)
         span = self._tracer.start_span(span_name(message), parent, kind, attributes, links, record_exception=False)
-        operation = Operation(self, message, span, parent, attributes, server=kind is SpanKind.SERVER)
+        context = trace.set_span_in_context(span, parent)
+        server = kind is SpanKind.SERVER
+        operation = Operation(self, message, span, context, attributes, server=server, metrics=self.metrics)
         if span.is_recording():
             self._started(span, message)
         return operation
@@ -279,14 +296,18 @@ class Active:
         self.operation: Operation | None = None
 
     @classmethod
-    def handling(cls, telemetry: Telemetry, describe: Callable[[], Message], error_code: ErrorCode) -> Active:
+    def handling(
+        cls, telemetry: Telemetry, method: str, describe: Callable[[], Message], error_code: ErrorCode
+    ) -> Active:
         """The SERVER span of an inbound message."""
-        return cls("server span", lambda: telemetry.start_server(describe()), error_code)
+        return cls("server span", lambda: telemetry.start_server(method, describe), error_code)
 
     @classmethod
-    def sending(cls, telemetry: Telemetry, describe: Callable[[], Message], error_code: ErrorCode) -> Active:
-        """The CLIENT span of an outbound message."""
-        return cls("client span", lambda: telemetry.start_client(describe()), error_code)
+    def sending(
+        cls, telemetry: Telemetry, method: str, describe: Callable[[], Message], error_code: ErrorCode
+    ) -> Active:
+        """The CLIENT span of an outbound message (described only if it is recorded)."""
+        return cls("client span", lambda: telemetry.start_client(method, describe), error_code)
 
     def __enter__(self) -> Operation | None:
         self.operation = guarded(f"starting a {self._what}", self._start, None)

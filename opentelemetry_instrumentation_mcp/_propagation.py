@@ -64,10 +64,13 @@ def extract(carrier: object, base: Context) -> Context | None:
     return extracted
 
 
-def inject_meta(meta: object, context: Context) -> dict[str, object]:
-    """A copy of `meta` (a mapping, else empty) with `context` injected; keys already there are kept."""
+def inject_meta(meta: object, context: Context) -> dict[str, object] | None:
+    """A copy of `meta` (a mapping, else empty) with `context` injected, keys already there kept; None when there
+    is nothing to inject (the message then goes as it is)."""
     carrier: dict[str, object] = {}
     propagate.inject(carrier, context=context)
+    if not carrier:
+        return None
     if isinstance(meta, Mapping):
         carrier.update(meta)
     return carrier

@@ -12,6 +12,7 @@ The outcome of a request is what the SDK responds with, seen by wrapping `Reques
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -182,7 +183,10 @@ def _capture_response(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs
 def _with_meta(data: dict[str, Any], operation: Operation) -> dict[str, Any]:
     params = data.get("params")
     params = dict(params) if isinstance(params, dict) else {}
-    params["_meta"] = operation.inject(params.get("_meta"))
+    meta = operation.inject(params.get("_meta"))
+    if meta is None:
+        return data
+    params["_meta"] = meta
     return {**data, "params": params}
 
 
@@ -218,6 +222,11 @@ def _note_client(session: ClientSession) -> None:
 
 def _first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
     return args[0] if args else kwargs[name]
+
+
+def _with_method(model: Any) -> tuple[Any, str]:
+    """A message the caller hands the SDK, as its model (`ClientRequest`, `ServerNotification`...), and its method."""
+    return model, str(model.root.method)
 
 
 def _replace_first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, value: object) -> tuple[Any, Any]:
@@ -265,8 +274,8 @@ class Patches:
             error=error,
         )
 
-    def _handling(self, describe: Any) -> Active:
-        return Active.handling(self._telemetry, describe, _received_error_code)
+    def _handling(self, method: str, describe: Callable[[], Message]) -> Active:
+        return Active.handling(self._telemetry, method, describe, _received_error_code)
 
     async def _handle_message(
         self, wrapped: Any, instance: Server[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -276,7 +285,7 @@ class Patches:
         if message is None or session is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         if isinstance(message, types.ClientNotification):
-            with self._handling(lambda: _describe_model(message, session)):
+            with self._handling(message.root.method, lambda: _describe_model(message, session)):
                 return await wrapped(*args, **kwargs)
         if not isinstance(message, RequestResponder):
             return await wrapped(*args, **kwargs)
@@ -294,7 +303,8 @@ class Patches:
             return await wrapped(*args, **kwargs)
         except Exception:
             # the SDK's receive loop answers a request it refused before initialization with -32602
-            with self._handling(lambda: _describe_request(responder, instance)) as operation:
+            method = responder.request.root.method
+            with self._handling(method, lambda: _describe_request(responder, instance)) as operation:
                 if operation is not None:
                     operation.error_response(types.INVALID_PARAMS, "Invalid request parameters")
             raise
@@ -313,13 +323,14 @@ class Patches:
         notification = guarded("reading a notification", lambda: _first(args, kwargs, "notification"), None)
         if notification is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
-        with self._handling(lambda: _describe_model(notification, instance)):
+        with self._handling(notification.root.method, lambda: _describe_model(notification, instance)):
             return await wrapped(*args, **kwargs)
 
     async def _respond_traced(
         self, responder: Responder, session: Session, wrapped: Any, args: Any, kwargs: Any
     ) -> Any:
-        with self._handling(lambda: _describe_request(responder, session)) as operation:
+        method = responder.request.root.method
+        with self._handling(method, lambda: _describe_request(responder, session)) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
             token = _responding.set(_Responding(responder, operation, session))
@@ -331,13 +342,14 @@ class Patches:
     async def _send_request(
         self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        request = guarded("reading a request", lambda: _first(args, kwargs, "request"), None)
-        if request is None or not self._telemetry.enabled():
+        bound = guarded("reading a request", lambda: _with_method(_first(args, kwargs, "request")), None)
+        if bound is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
+        request, method = bound
         # `send_request` takes the session's next id as its first step: the id this request will have
         request_id = getattr(instance, "_request_id", None)
         describe = lambda: _describe_model(request, instance, request_id)  # noqa: E731
-        with Active.sending(self._telemetry, describe, _sent_error_code) as operation:
+        with Active.sending(self._telemetry, method, describe, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
             args, kwargs = _replace_first(args, kwargs, "request", _Injecting(request, operation))
@@ -348,11 +360,12 @@ class Patches:
     async def _send_notification(
         self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        notification = guarded("reading a notification", lambda: _first(args, kwargs, "notification"), None)
-        if notification is None or not self._telemetry.enabled():
+        bound = guarded("reading a notification", lambda: _with_method(_first(args, kwargs, "notification")), None)
+        if bound is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
+        notification, method = bound
         describe = lambda: _describe_model(notification, instance)  # noqa: E731
-        with Active.sending(self._telemetry, describe, _sent_error_code) as operation:
+        with Active.sending(self._telemetry, method, describe, _sent_error_code) as operation:
             if operation is not None:
                 args, kwargs = _replace_first(args, kwargs, "notification", _Injecting(notification, operation))
             return await wrapped(*args, **kwargs)

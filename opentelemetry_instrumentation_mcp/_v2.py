@@ -137,11 +137,11 @@ def _bind_send(method: str, params: object = None, opts: object = None, **kwargs
     return method, params, opts
 
 
-def _with_meta(params: object, operation: Operation) -> dict[str, Any]:
+def _with_meta(params: object, operation: Operation) -> object:
     """A copy of the params with the CLIENT span's context in `_meta`; the caller's objects stay as they are."""
-    fields = dict(_fields(params))
-    fields["_meta"] = operation.inject(fields.get("_meta"))
-    return fields
+    fields = _fields(params)
+    meta = operation.inject(fields.get("_meta"))
+    return params if meta is None else {**fields, "_meta": meta}
 
 
 def _replace_params(args: tuple[Any, ...], kwargs: dict[str, Any], params: object) -> tuple[Any, Any]:
@@ -284,7 +284,7 @@ class Patches:
             return await wrapped(*args, **kwargs)
         dctx, method, params, state = bound
         describe = lambda: _inbound(method, dctx, params, version=version(), state=state, otherwise=otherwise())  # noqa: E731
-        with Active.handling(self._telemetry, describe, _received_error_code) as operation:
+        with Active.handling(self._telemetry, method, describe, _received_error_code) as operation:
             result = await wrapped(*args, **kwargs)
             if operation is not None:
                 guarded("recording a result", lambda: _record_result(operation, method, result, state), None)
@@ -320,7 +320,7 @@ class Patches:
         if request_id is None and isinstance(instance, JSONRPCDispatcher):
             request_id = getattr(instance, "_next_id", 0) + 1  # the id `send_raw_request` allocates next
         describe = lambda: _outbound(method, params, request_id, state)  # noqa: E731
-        with Active.sending(self._telemetry, describe, _sent_error_code) as operation:
+        with Active.sending(self._telemetry, method, describe, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
             args, kwargs = _replace_params(args, kwargs, _with_meta(params, operation))
@@ -336,7 +336,7 @@ class Patches:
             return await wrapped(*args, **kwargs)
         method, params, _, state = bound
         describe = lambda: _outbound(method, params, None, state)  # noqa: E731
-        with Active.sending(self._telemetry, describe, _sent_error_code) as operation:
+        with Active.sending(self._telemetry, method, describe, _sent_error_code) as operation:
             if operation is not None:
                 args, kwargs = _replace_params(args, kwargs, _with_meta(params, operation))
             return await wrapped(*args, **kwargs)

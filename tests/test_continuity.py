@@ -15,18 +15,21 @@ from typing import Any
 
 import pytest
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import NoOpTracerProvider, SpanKind
 
 from opentelemetry_instrumentation_mcp import IncomingContext, McpInstrumentor
 from opentelemetry_instrumentation_mcp._session import SessionState
 from tests.apps import reference_app
 from tests.conftest import _PROVIDER, ours
 from tests.http_peers import StreamableHttpPeer, serving
-from tests.mcp_compat import MCP1, MODERN_VERSION, raw_peer, streamable_http_app
+from tests.mcp_compat import MCP1, MODERN_VERSION, connected, raw_peer, streamable_http_app
 
 ADD = {"name": "add", "arguments": {"a": 1, "b": 2}}
+CURRENT_TRACE = {"name": "current_trace", "arguments": {}}
+TENANT = {"name": "tenant", "arguments": {}}
 
 
 class Parent:
@@ -54,6 +57,10 @@ def ids(parent: Parent) -> tuple[str, str]:
 
 def links(span: ReadableSpan) -> list[tuple[str, str]]:
     return [(format(link.context.trace_id, "032x"), format(link.context.span_id, "016x")) for link in span.links]
+
+
+def text(answer: dict[str, Any]) -> str:
+    return str(answer["result"]["content"][0]["text"])
 
 
 def named(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:
@@ -94,9 +101,7 @@ async def test_sessions_do_not_share_context(instrumented: InMemorySpanExporter)
 @pytest.mark.anyio
 async def test_baggage_from_meta_is_visible_to_the_handler(instrumented: InMemorySpanExporter) -> None:
     async with raw_peer(reference_app()) as peer:
-        answer = await peer.request(
-            "tools/call", {"name": "tenant", "arguments": {}, "_meta": Parent().meta(baggage="tenant=acme")}
-        )
+        answer = await peer.request("tools/call", {**TENANT, "_meta": Parent().meta(baggage="tenant=acme")})
     assert answer["result"]["content"][0]["text"] == "acme"
 
 
@@ -110,6 +115,34 @@ async def test_unsampled_parent_is_not_recorded(instrumented: InMemorySpanExport
         answers.append(await peer.request("tools/call", {**ADD, "_meta": Parent().meta()}))
     assert [answer["result"]["isError"] for answer in answers] == [False, False, False]
     assert [span.name for span in ours(instrumented)] == ["tools/call add"]  # only the sampled one
+
+
+@pytest.mark.anyio
+async def test_with_nothing_recording_the_context_still_passes_on(exporter: InMemorySpanExporter) -> None:
+    """No SDK tracer or meter provider: nothing is recorded, and trace context and baggage go on exactly as
+    no-op spans would pass them: into the handler, and from a caller's span into `_meta`."""
+    session, own = Parent(), Parent()
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument(tracer_provider=NoOpTracerProvider(), meter_provider=NoOpMeterProvider())
+    try:
+        async with raw_peer(reference_app(), initialize=False) as peer:
+            await peer.initialize(meta=session.meta())
+            inherited = await peer.request("tools/call", CURRENT_TRACE)
+            sent = await peer.request("tools/call", {**CURRENT_TRACE, "_meta": own.meta()})
+            tenant = await peer.request("tools/call", {**TENANT, "_meta": own.meta(baggage="tenant=acme")})
+        async with connected("memory", reference_app()) as client:  # its server task starts outside the span
+            with _PROVIDER.get_tracer("test").start_as_current_span("caller") as caller:
+                called = await client.call_tool("current_trace", {})
+    finally:
+        instrumentor.uninstrument()
+    assert [text(answer) for answer in (inherited, sent, tenant)] == [
+        "-".join(ids(session)),
+        "-".join(ids(own)),
+        "acme",
+    ]
+    context = caller.get_span_context()
+    assert called.content[0].text == f"{context.trace_id:032x}-{context.span_id:016x}"
+    assert [span.name for span in exporter.get_finished_spans()] == ["caller"]
 
 
 @pytest.fixture
@@ -151,9 +184,7 @@ async def test_ignore_policy(exporter: InMemorySpanExporter, instrument_with: An
     async with raw_peer(reference_app(), initialize=False) as peer:
         await peer.initialize(meta=Parent().meta())
         await peer.request("tools/call", {**ADD, "_meta": Parent().meta(baggage="tenant=acme")})
-        answer = await peer.request(
-            "tools/call", {"name": "tenant", "arguments": {}, "_meta": Parent().meta(baggage="tenant=acme")}
-        )
+        answer = await peer.request("tools/call", {**TENANT, "_meta": Parent().meta(baggage="tenant=acme")})
     assert answer["result"]["content"][0]["text"] == "None"
     spans = ours(exporter)
     assert [span.name for span in spans] == [

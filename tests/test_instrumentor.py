@@ -233,3 +233,53 @@ def test_instrument_before_or_after_mcp_is_imported(order: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == ["initialize", "notifications/initialized", "ping"]
+
+
+PROVIDERS_LATER_SCRIPT = """
+import json, sys, anyio
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry_instrumentation_mcp import McpInstrumentor
+from tests.apps import reference_app
+from tests.mcp_compat import raw_peer
+
+McpInstrumentor().instrument()  # no global providers yet: context is only passed on
+
+async def ping():
+    async with raw_peer(reference_app(), initialize=False) as peer:
+        await peer.request("ping")
+
+anyio.run(ping)
+exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+if sys.argv[1] == "traces":
+    trace.set_tracer_provider(provider)
+else:
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+anyio.run(ping)
+data = reader.get_metrics_data()
+recorded = [m.name for r in (data.resource_metrics if data else []) for s in r.scope_metrics for m in s.metrics]
+print(json.dumps([[span.name for span in exporter.get_finished_spans()], recorded]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("configured", "recorded"),
+    [("traces", [["ping"], []]), ("metrics", [[], ["mcp.server.operation.duration"]])],
+)
+def test_global_providers_set_after_instrument_take_effect(configured: str, recorded: list[list[str]]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", PROVIDERS_LATER_SCRIPT, configured],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == recorded

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry import propagate
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
@@ -245,3 +247,17 @@ async def test_sampled_out_spans_do_no_content_work(
         instrumentor.uninstrument()
     assert serialised == []
     assert hooked == []
+
+
+async def test_with_no_propagator_a_message_goes_without_meta(instrument: Any) -> None:
+    """Nothing to send (`OTEL_PROPAGATORS=none`): the params go as the caller wrote them, no empty `_meta`."""
+    seen: list[tuple[SpanKind, str, Any]] = []
+    instrument(request_hook=lambda span, method, params: seen.append((span.kind, method, params)))
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator([]))
+    try:
+        await converse()
+    finally:
+        propagate.set_global_textmap(previous)
+    received = [params for kind, method, params in seen if kind is SpanKind.SERVER and method == "tools/call"]
+    assert received == [{"name": "remember", "arguments": {"note": SECRET}}]
