@@ -43,7 +43,7 @@ from opentelemetry_instrumentation_mcp._content import as_data, as_json, prompt_
 from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._message import Message
 from opentelemetry_instrumentation_mcp._metrics import Metrics
-from opentelemetry_instrumentation_mcp._propagation import inject_meta, server_parent
+from opentelemetry_instrumentation_mcp._propagation import carrier, server_parent
 from opentelemetry_instrumentation_mcp._session import SessionState, session_state
 from opentelemetry_instrumentation_mcp._transport import Attributes
 
@@ -158,10 +158,10 @@ class Operation:
         """The operation's result, as the peer sees it: for opt-in content capture and the response hook."""
         self._telemetry.finished(self, self._message, result)
 
-    def inject(self, meta: object) -> dict[str, object] | None:
-        """A new `_meta` for the outbound message: the caller's keys as written, plus this span's context; None
-        when there is no context to send."""
-        return inject_meta(meta, self.context)
+    def carrier(self) -> dict[str, object] | None:
+        """This operation's context as `_meta` fields, for its outbound message; None when there is none to send
+        (the message then goes exactly as the caller wrote it)."""
+        return carrier(self.context)
 
     def end(self) -> None:
         self.span.end()

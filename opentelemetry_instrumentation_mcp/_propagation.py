@@ -64,16 +64,16 @@ def extract(carrier: object, base: Context) -> Context | None:
     return extracted
 
 
-def inject_meta(meta: object, context: Context) -> dict[str, object] | None:
-    """A copy of `meta` (a mapping, else empty) with `context` injected, keys already there kept; None when there
-    is nothing to inject (the message then goes as it is)."""
-    carrier: dict[str, object] = {}
-    propagate.inject(carrier, context=context)
-    if not carrier:
-        return None
-    if isinstance(meta, Mapping):
-        carrier.update(meta)
-    return carrier
+def carrier(context: Context) -> dict[str, object] | None:
+    """What the propagators send for `context` (`traceparent`, `tracestate`, `baggage`...); None if nothing."""
+    fields: dict[str, object] = {}
+    propagate.inject(fields, context=context)
+    return fields or None
+
+
+def with_carrier(meta: object, fields: Mapping[str, object]) -> dict[str, object]:
+    """A new `_meta`: the carrier's fields, and the caller's own `meta` (a mapping, else none) as written over them."""
+    return {**fields, **meta} if isinstance(meta, Mapping) else dict(fields)
 
 
 def has_span(context: Context) -> bool:

@@ -12,7 +12,7 @@ The outcome of a request is what the SDK responds with, seen by wrapping `Reques
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,12 +26,14 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.session import BaseSession, RequestResponder
 from opentelemetry import context as context_api
 from opentelemetry.instrumentation.utils import unwrap
+from pydantic import RootModel
 from wrapt import ObjectProxy, wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._http import http_transport
-from opentelemetry_instrumentation_mcp._message import Message, Transport
+from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Message, Transport
 from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
+from opentelemetry_instrumentation_mcp._propagation import with_carrier
 from opentelemetry_instrumentation_mcp._session import session_state
 from opentelemetry_instrumentation_mcp._transport import (
     client_transport,
@@ -82,6 +84,8 @@ def _session_transport(session: Session) -> Transport:
     if stdio.attributes:
         return stdio
     state = session_state(session)
+    if not state.network and state.session_id is None:
+        return NO_TRANSPORT
     return Transport(state.network, session_id=state.session_id)
 
 
@@ -111,17 +115,23 @@ def _meta_fields(meta: object) -> object:
     return getattr(meta, "model_extra", None)
 
 
+def _field(model: object, name: str) -> Any:
+    """A field of a pydantic model, None where it has none (a lookup that fails costs pydantic an exception)."""
+    fields = getattr(model, "__dict__", None)
+    return fields.get(name) if isinstance(fields, dict) else None
+
+
 def _describe_request(responder: Responder, session: Session) -> Message:
     request = responder.request.root
-    params = getattr(request, "params", None)
+    params = _field(request, "params")
     http = _http_request(responder.message_metadata)
     return Message(
         request.method,
         request_id=responder.request_id,
         meta=_meta_fields(responder.request_meta),
-        name=getattr(params, "name", None),
-        uri=getattr(params, "uri", None),
-        arguments=getattr(params, "arguments", None),
+        name=_field(params, "name"),
+        uri=_field(params, "uri"),
+        arguments=_field(params, "arguments"),
         params=params,
         protocol_version=None if request.method == "initialize" else _protocol_version(session, http),
         transport=_request_transport(session, http),
@@ -133,15 +143,15 @@ def _describe_model(message: Any, session: Session, request_id: object = None) -
     """A message held as the SDK's model, with no transport metadata of its own: one the session sends, or a
     notification it received (1.x drops a notification's metadata)."""
     root = message.root
-    params = getattr(root, "params", None)
+    params = _field(root, "params")
     state = session_state(session)
     return Message(
         root.method,
         request_id=request_id,
-        meta=_meta_fields(getattr(params, "meta", None)),
-        name=getattr(params, "name", None),
-        uri=getattr(params, "uri", None),
-        arguments=getattr(params, "arguments", None),
+        meta=_meta_fields(_field(params, "meta")),
+        name=_field(params, "name"),
+        uri=_field(params, "uri"),
+        arguments=_field(params, "arguments"),
         params=params,
         protocol_version=state.protocol_version,
         transport=_session_transport(session),
@@ -151,7 +161,8 @@ def _describe_model(message: Any, session: Session, request_id: object = None) -
 
 def _record_result(operation: Operation, session: Session, result: object) -> None:
     """A request's result, in whichever direction it went."""
-    result = getattr(result, "root", result)
+    if isinstance(result, RootModel):  # `ServerResult` / `ClientResult` (a plain model raises on a `.root` lookup)
+        result = result.root
     operation.result(result)
     if isinstance(result, types.InitializeResult):
         version = str(result.protocolVersion)
@@ -180,13 +191,10 @@ def _capture_response(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs
     return wrapped(*args, **kwargs)
 
 
-def _with_meta(data: dict[str, Any], operation: Operation) -> dict[str, Any]:
+def _with_meta(data: dict[str, Any], sent: Mapping[str, object]) -> dict[str, Any]:
     params = data.get("params")
     params = dict(params) if isinstance(params, dict) else {}
-    meta = operation.inject(params.get("_meta"))
-    if meta is None:
-        return data
-    params["_meta"] = meta
+    params["_meta"] = with_carrier(params.get("_meta"), sent)
     return {**data, "params": params}
 
 
@@ -199,15 +207,21 @@ else:
 class _Injecting(_Proxy):
     """The caller's request or notification, whose dump carries the CLIENT span's context in `_meta`."""
 
-    def __init__(self, message: Any, operation: Operation) -> None:
+    def __init__(self, message: Any, sent: Mapping[str, object]) -> None:
         super().__init__(message)
-        self._self_operation = operation
+        self._self_sent = sent
 
     def model_dump(self, *args: Any, **kwargs: Any) -> Any:
         data = self.__wrapped__.model_dump(*args, **kwargs)
         if not isinstance(data, dict):
             return data
-        return guarded("injecting trace context", lambda: _with_meta(data, self._self_operation), data)
+        return guarded("injecting trace context", lambda: _with_meta(data, self._self_sent), data)
+
+
+def _injecting(message: Any, operation: Operation) -> Any:
+    """What to hand the SDK to send: the caller's message, behind an `_Injecting` proxy if there is context to send."""
+    sent = operation.carrier()
+    return message if sent is None else _Injecting(message, sent)
 
 
 def _client_created(wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -352,7 +366,7 @@ class Patches:
         with Active.sending(self._telemetry, method, describe, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
-            args, kwargs = _replace_first(args, kwargs, "request", _Injecting(request, operation))
+            args, kwargs = _replace_first(args, kwargs, "request", _injecting(request, operation))
             result = await wrapped(*args, **kwargs)
             guarded("recording a result", lambda: _record_result(operation, instance, result), None)
             return result
@@ -367,5 +381,5 @@ class Patches:
         describe = lambda: _describe_model(notification, instance)  # noqa: E731
         with Active.sending(self._telemetry, method, describe, _sent_error_code) as operation:
             if operation is not None:
-                args, kwargs = _replace_first(args, kwargs, "notification", _Injecting(notification, operation))
+                args, kwargs = _replace_first(args, kwargs, "notification", _injecting(notification, operation))
             return await wrapped(*args, **kwargs)

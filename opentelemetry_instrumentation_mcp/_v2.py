@@ -36,6 +36,7 @@ from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import Message, Transport
 from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
+from opentelemetry_instrumentation_mcp._propagation import with_carrier
 from opentelemetry_instrumentation_mcp._session import SessionState, session_state
 from opentelemetry_instrumentation_mcp._transport import (
     client_transport,
@@ -139,9 +140,11 @@ def _bind_send(method: str, params: object = None, opts: object = None, **kwargs
 
 def _with_meta(params: object, operation: Operation) -> object:
     """A copy of the params with the CLIENT span's context in `_meta`; the caller's objects stay as they are."""
+    sent = operation.carrier()
+    if sent is None:
+        return params
     fields = _fields(params)
-    meta = operation.inject(fields.get("_meta"))
-    return params if meta is None else {**fields, "_meta": meta}
+    return {**fields, "_meta": with_carrier(fields.get("_meta"), sent)}
 
 
 def _replace_params(args: tuple[Any, ...], kwargs: dict[str, Any], params: object) -> tuple[Any, Any]:
