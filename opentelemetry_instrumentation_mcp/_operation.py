@@ -90,14 +90,17 @@ def message_attributes(message: Message) -> Attributes:
 
 
 class Operation:
-    """The span of one MCP operation on one side, what is known of its outcome, and its duration metric."""
+    """The span of one MCP operation on one side, what is known of its outcome, and its duration metric.
+
+    With nothing to record it has no message, no span and no metrics, and only passes its context on.
+    """
 
     __slots__ = ("_attributes", "_message", "_metrics", "_server", "_started", "_telemetry", "context", "span")
 
     def __init__(
         self,
         telemetry: Telemetry,
-        message: Message,
+        message: Message | None,
         span: Span,
         context: Context,
         attributes: Attributes,
@@ -156,7 +159,8 @@ class Operation:
 
     def result(self, result: object) -> None:
         """The operation's result, as the peer sees it: for opt-in content capture and the response hook."""
-        self._telemetry.finished(self, self._message, result)
+        if self._message is not None:
+            self._telemetry.finished(self, self._message, result)
 
     def carrier(self) -> dict[str, object] | None:
         """This operation's context as `_meta` fields, for its outbound message; None when there is none to send
@@ -192,7 +196,7 @@ class Telemetry:
         message = describe()
         parent, links = server_parent(message, context_api.get_current(), self._options.incoming_context)
         if not self._recording():
-            return self._passing(method, parent, server=True)
+            return self._passing(parent, server=True)
         return self._start(message, parent, SpanKind.SERVER, links)
 
     def start_client(self, method: str, describe: Callable[[], Message]) -> Operation | None:
@@ -200,12 +204,12 @@ class Telemetry:
         if method in self._options.excluded_methods:
             return None
         if not self._recording():
-            return self._passing(method, context_api.get_current(), server=False)
+            return self._passing(context_api.get_current(), server=False)
         return self._start(describe(), context_api.get_current(), SpanKind.CLIENT, ())
 
-    def _passing(self, method: str, context: Context, *, server: bool) -> Operation:
+    def _passing(self, context: Context, *, server: bool) -> Operation:
         """With nothing to record, an operation only passes its parent's context on: what a no-op span does."""
-        return Operation(self, Message(method), trace.INVALID_SPAN, context, {}, server=server, metrics=None)
+        return Operation(self, None, trace.INVALID_SPAN, context, {}, server=server, metrics=None)
 
     def _start(self, message: Message, parent: Context, kind: SpanKind, links: Sequence[Link]) -> Operation:
         attributes = message_attributes(message)
@@ -279,6 +283,10 @@ class Telemetry:
             guarded("the response hook", lambda: hook(span, message.method, as_data(result)), None)
 
 
+_SERVER_STEPS = ("starting a server span", "recording a server span's outcome", "ending a server span")
+_CLIENT_STEPS = ("starting a client span", "recording a client span's outcome", "ending a client span")
+
+
 class Active:
     """Context manager around one operation: its span is active inside and ends on the way out.
 
@@ -286,10 +294,13 @@ class Active:
     unchanged after they are recorded.
     """
 
-    __slots__ = ("_error_code", "_start", "_token", "_what", "operation")
+    __slots__ = ("_error_code", "_start", "_token", "_where", "operation")
 
-    def __init__(self, what: str, start: Callable[[], Operation | None], error_code: ErrorCode) -> None:
-        self._what = what
+    def __init__(
+        self, where: tuple[str, str, str], start: Callable[[], Operation | None], error_code: ErrorCode
+    ) -> None:
+        self._where = where
+        """Where a fault of ours happened: starting, recording the outcome, ending."""
         self._start = start
         self._error_code = error_code
         self._token: Token[Context] | None = None
@@ -300,20 +311,21 @@ class Active:
         cls, telemetry: Telemetry, method: str, describe: Callable[[], Message], error_code: ErrorCode
     ) -> Active:
         """The SERVER span of an inbound message."""
-        return cls("server span", lambda: telemetry.start_server(method, describe), error_code)
+        return cls(_SERVER_STEPS, lambda: telemetry.start_server(method, describe), error_code)
 
     @classmethod
     def sending(
         cls, telemetry: Telemetry, method: str, describe: Callable[[], Message], error_code: ErrorCode
     ) -> Active:
         """The CLIENT span of an outbound message (described only if it is recorded)."""
-        return cls("client span", lambda: telemetry.start_client(method, describe), error_code)
+        return cls(_CLIENT_STEPS, lambda: telemetry.start_client(method, describe), error_code)
 
     def __enter__(self) -> Operation | None:
-        self.operation = guarded(f"starting a {self._what}", self._start, None)
-        if self.operation is not None:
-            self._token = context_api.attach(self.operation.context)
-        return self.operation
+        operation = self.operation = guarded(self._where[0], self._start, None)
+        # a client's operation with nothing to record keeps the context it is in: nothing to attach
+        if operation is not None and operation.context is not context_api.get_current():
+            self._token = context_api.attach(operation.context)
+        return operation
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -327,6 +339,6 @@ class Active:
             if exc is not None:
                 operation.exception(exc, self._error_code)
         except Exception as error:  # noqa: BLE001
-            report(f"recording a {self._what}'s outcome", error)
+            report(self._where[1], error)
         finally:
-            guarded(f"ending a {self._what}", operation.end, None)
+            guarded(self._where[2], operation.end, None)
