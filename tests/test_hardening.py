@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -26,7 +26,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
 from tests.apps import reference_app
 from tests.conftest import _PROVIDER, ours
-from tests.mcp_compat import MCP1, jsonrpc, raw_peer
+from tests.http_peers import StreamableHttpPeer, serving
+from tests.mcp_compat import MCP1, jsonrpc, raw_peer, streamable_http_app
 
 pytestmark = pytest.mark.anyio
 ADD = {"name": "add", "arguments": {"a": 1, "b": 2}}
@@ -186,25 +187,51 @@ def test_generated_ids_and_params_get_the_uninstrumented_answers(
     assert anyio.run(ask, request_id, method, arguments) == plain
 
 
+def retained_by_us(sessions: Callable[[int], None]) -> int:
+    """Bytes allocated by this package's code and still held after `sessions(10_000)` (once warmed up)."""
+    sessions(200)  # warm: imports, caches, pydantic schemas
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    sessions(10_000)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    ours_only = [tracemalloc.Filter(True, "*opentelemetry_instrumentation_mcp*")]
+    return sum(
+        stat.size_diff
+        for stat in after.filter_traces(ours_only).compare_to(before.filter_traces(ours_only), "filename")
+    )
+
+
 @pytest.mark.slow
-async def test_retained_memory_is_flat_over_10000_sessions(instrumented: InMemorySpanExporter) -> None:
+def test_retained_memory_is_flat_over_10000_in_memory_sessions(instrumented: InMemorySpanExporter) -> None:
     async def sessions(count: int) -> None:
         for _ in range(count):
             async with raw_peer(reference_app()) as peer:
                 await peer.request("ping")
+
+    def run(count: int) -> None:
+        anyio.run(sessions, count)
         instrumented.clear()
         gc.collect()
 
-    await sessions(200)  # warm: imports, caches, pydantic schemas
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
-    await sessions(10_000)
-    after = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    ours_only = [tracemalloc.Filter(True, "*opentelemetry_instrumentation_mcp*")]
-    grown = sum(
-        stat.size_diff
-        for stat in after.filter_traces(ours_only).compare_to(before.filter_traces(ours_only), "filename")
-    )
-    print(f"retained by this package after 10,000 sessions: {grown} bytes")
+    grown = retained_by_us(run)
+    print(f"retained by this package after 10,000 in-memory sessions: {grown} bytes")
+    assert grown < 64 * 1024
+
+
+@pytest.mark.slow
+def test_retained_memory_is_flat_over_10000_streamable_http_sessions(instrumented: InMemorySpanExporter) -> None:
+    with serving(streamable_http_app(reference_app(), stateless=False, json_response=True)) as url:
+
+        def run(count: int) -> None:
+            for _ in range(count):
+                peer = StreamableHttpPeer(url)
+                peer.initialize()
+                peer.request("ping")
+                peer.close()
+            instrumented.clear()
+            gc.collect()
+
+        grown = retained_by_us(run)
+    print(f"retained by this package after 10,000 streamable HTTP sessions: {grown} bytes")
     assert grown < 64 * 1024
