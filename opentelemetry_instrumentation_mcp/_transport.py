@@ -29,6 +29,8 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
+from opentelemetry_instrumentation_mcp._console import warn_on_stdio
+from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Transport
 from opentelemetry_instrumentation_mcp._session import SessionState
 
@@ -115,6 +117,7 @@ class _ServingStdio:
 
 
 def _stdio_server(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _ServingStdio:
+    guarded("checking the exporters", warn_on_stdio, None)
     return _ServingStdio(wrapped(*args, **kwargs))
 
 
