@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+
+from opentelemetry import metrics, trace
 
 _EXPORTER_VARIABLES = ("OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER")
 _warned = False
@@ -20,15 +23,42 @@ def console_exporters() -> list[str]:
     return found
 
 
+def _exporters() -> Iterator[object]:
+    """The exporters of the global SDK providers, where the SDK keeps them (best effort: private attributes)."""
+    span_processors = getattr(
+        getattr(trace.get_tracer_provider(), "_active_span_processor", None), "_span_processors", ()
+    )
+    for processor in span_processors:
+        yield getattr(processor, "span_exporter", None)  # SimpleSpanProcessor
+        yield getattr(getattr(processor, "_batch_processor", None), "_exporter", None)  # BatchSpanProcessor
+    for reader in getattr(metrics.get_meter_provider(), "_metric_readers", ()):
+        yield getattr(reader, "_exporter", None)  # PeriodicExportingMetricReader
+
+
+def console_exporters_in_code() -> list[str]:
+    """Console exporters on the global providers that write to stdout, as set up in code (the quickstarts'
+    `SimpleSpanProcessor(ConsoleSpanExporter())`)."""
+    return sorted(
+        {
+            f"a {type(exporter).__name__} writing to stdout"
+            for exporter in _exporters()
+            if type(exporter).__name__ in ("ConsoleSpanExporter", "ConsoleMetricExporter")
+            and getattr(exporter, "out", None) in (sys.stdout, sys.__stdout__)
+        }
+    )
+
+
 def warn_on_stdio() -> None:
-    """Warn once, on stderr, when a stdio server starts with a console exporter configured."""
+    """Warn once, on stderr, when a stdio server starts with a console exporter writing to stdout."""
     global _warned  # noqa: PLW0603 - once per process
-    settings = console_exporters()
-    if _warned or not settings:
+    if _warned:
+        return
+    found = console_exporters() or console_exporters_in_code()
+    if not found:
         return
     _warned = True
     sys.stderr.write(
-        f"mcp-opentelemetry: {', '.join(settings)} on a stdio MCP server: the console exporter writes to stdout, "
+        f"mcp-opentelemetry: {', '.join(found)} on a stdio MCP server: the console exporter writes to stdout, "
         "which is the MCP protocol channel, and corrupts it. Export over OTLP instead (for example "
-        "OTEL_TRACES_EXPORTER=otlp), or keep the console exporter to servers on HTTP.\n"
+        "OTEL_TRACES_EXPORTER=otlp), give the exporter out=sys.stderr, or keep it to servers on HTTP.\n"
     )

@@ -253,3 +253,28 @@ def test_console_exporters_are_read_from_every_signal(
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert console_exporters() == named
+
+
+IN_CODE_SCRIPT = """
+import sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry_instrumentation_mcp import McpInstrumentor
+from tests.apps import reference_app
+
+provider = TracerProvider()
+exporter = ConsoleSpanExporter(out=sys.stderr if sys.argv[1] == "stderr" else sys.stdout)
+provider.add_span_processor((SimpleSpanProcessor if sys.argv[2] == "simple" else BatchSpanProcessor)(exporter))
+trace.set_tracer_provider(provider)
+McpInstrumentor().instrument()
+reference_app().run()
+"""
+
+
+@pytest.mark.parametrize(("out", "processor"), [("stdout", "simple"), ("stdout", "batch"), ("stderr", "simple")])
+def test_console_exporter_set_up_in_code_is_warned_about_when_it_writes_to_stdout(out: str, processor: str) -> None:
+    peer = StdioPeer([sys.executable, "-c", IN_CODE_SCRIPT, out, processor], server_env(None))
+    stderr = peer.close()
+    expected = 1 if out == "stdout" else 0
+    assert stderr.count("mcp-opentelemetry: a ConsoleSpanExporter writing to stdout on a stdio MCP server") == expected
