@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from opentelemetry.trace import SpanKind
 
 from demo.receiver import OtlpReceiver, ReceivedSpan
 from opentelemetry_instrumentation_mcp._console import console_exporters
-from tests.mcp_compat import connected
+from tests.mcp_compat import MCP_VERSION, connected
 from tests.test_stdio import INSTRUMENT, ROOT, StdioPeer, server_env
 
 EXAMPLES = ROOT / "examples"
@@ -34,9 +33,8 @@ COMPOSE_FILES = sorted(EXAMPLES.glob("*/docker-compose.yml"))
 SCHEMA = json.loads((ROOT / "tests" / "schemas" / "compose-spec.json").read_text())
 HOSTS = sorted((EXAMPLES / "hosts").glob("*.json"))
 CITIES = ("Lisbon", "Oslo")
-STDIO_CLIENT_WAITS = tuple(map(int, version("mcp").split(".")[:2])) >= (1, 11)
 needs_a_waiting_stdio_client = pytest.mark.skipif(
-    not STDIO_CLIENT_WAITS, reason="mcp < 1.11 stdio clients kill the server at exit, before it exports"
+    MCP_VERSION < (1, 11), reason="mcp < 1.11 stdio clients kill the server at exit, before it exports"
 )
 
 
