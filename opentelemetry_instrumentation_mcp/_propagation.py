@@ -71,9 +71,12 @@ def carrier(context: Context) -> dict[str, object] | None:
     return fields or None
 
 
-def with_carrier(meta: object, fields: Mapping[str, object]) -> dict[str, object]:
-    """A new `_meta`: the carrier's fields, and the caller's own `meta` (a mapping, else none) as written over them."""
-    return {**fields, **meta} if isinstance(meta, Mapping) else dict(fields)
+def with_carrier(params: object, fields: Mapping[str, object]) -> dict[str, object]:
+    """A copy of a message's `params` (a mapping, else none) whose `_meta` holds the carrier's fields, with the
+    caller's own `_meta` keys (a mapping, else none) as written over them."""
+    own: Mapping[str, object] = params if isinstance(params, Mapping) else {}
+    meta = own.get("_meta")
+    return {**own, "_meta": {**fields, **meta} if isinstance(meta, Mapping) else dict(fields)}
 
 
 def has_span(context: Context) -> bool:

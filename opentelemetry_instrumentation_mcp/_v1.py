@@ -192,10 +192,7 @@ def _capture_response(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs
 
 
 def _with_meta(data: dict[str, Any], sent: Mapping[str, object]) -> dict[str, Any]:
-    params = data.get("params")
-    params = dict(params) if isinstance(params, dict) else {}
-    params["_meta"] = with_carrier(params.get("_meta"), sent)
-    return {**data, "params": params}
+    return {**data, "params": with_carrier(data.get("params"), sent)}
 
 
 if TYPE_CHECKING:

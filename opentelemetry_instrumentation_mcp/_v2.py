@@ -141,10 +141,7 @@ def _bind_send(method: str, params: object = None, opts: object = None, **kwargs
 def _with_meta(params: object, operation: Operation) -> object:
     """A copy of the params with the CLIENT span's context in `_meta`; the caller's objects stay as they are."""
     sent = operation.carrier()
-    if sent is None:
-        return params
-    fields = _fields(params)
-    return {**fields, "_meta": with_carrier(fields.get("_meta"), sent)}
+    return params if sent is None else with_carrier(params, sent)
 
 
 def _replace_params(args: tuple[Any, ...], kwargs: dict[str, Any], params: object) -> tuple[Any, Any]:
