@@ -23,10 +23,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from demo.receiver import OtlpReceiver, ReceivedSpan
 from demo.search_api import SearchApi
-from demo.tree import render
 from opentelemetry_instrumentation_mcp import McpInstrumentor
+from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver, ReceivedSpan, render
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -17,6 +19,12 @@ from opentelemetry.trace import SpanKind
 from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
 
 _guard.RAISE_INTERNAL_ERRORS = True
+
+# Property tests: "ci" by default; `--hypothesis-profile=thorough` (or HYPOTHESIS_PROFILE=thorough) for ten times more.
+_PROPERTIES = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+settings.register_profile("ci", max_examples=200, **_PROPERTIES)
+settings.register_profile("thorough", max_examples=2000, **_PROPERTIES)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -216,7 +216,7 @@ def stdio_parameters(
 @asynccontextmanager
 async def connected(transport: str, target: Any = None, **callbacks: Any) -> AsyncIterator[Any]:
     """An initialized SDK `ClientSession` to a reference server: `memory` (`target` the app), `stdio`
-    (`target` the `StdioServerParameters`) or `http` (`target` the streamable HTTP URL)."""
+    (`target` the `StdioServerParameters`), `http` (`target` the streamable HTTP URL) or `sse` (the SSE URL)."""
     from mcp import ClientSession
 
     if transport == "memory":
@@ -227,6 +227,10 @@ async def connected(transport: str, target: Any = None, **callbacks: Any) -> Asy
         from mcp.client.stdio import stdio_client
 
         opened: Any = stdio_client(target)
+    elif transport == "sse":
+        from mcp.client.sse import sse_client
+
+        opened = sse_client(target)
     else:
         from mcp.client import streamable_http
 

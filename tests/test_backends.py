@@ -23,8 +23,8 @@ import yaml
 from mcp import StdioServerParameters
 from opentelemetry.trace import SpanKind
 
-from demo.receiver import OtlpReceiver, ReceivedSpan
 from opentelemetry_instrumentation_mcp._console import console_exporters
+from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver, ReceivedSpan
 from tests.mcp_compat import MCP_VERSION, connected
 from tests.test_stdio import INSTRUMENT, ROOT, StdioPeer, server_env
 

@@ -336,10 +336,3 @@ def test_concurrent_http_sessions_stay_in_their_own_traces(instrumented: InMemor
     with serving(streamable_http_app(reference_app(), stateless=False, json_response=True)) as url:
         sessions = concurrent_sessions(url, sessions=20, calls=10)
     assert_isolated(instrumented, sessions, calls=10)
-
-
-@pytest.mark.slow
-def test_200_concurrent_http_sessions_of_50_calls(instrumented: InMemorySpanExporter) -> None:
-    with serving(streamable_http_app(reference_app(), stateless=False, json_response=True)) as url:
-        sessions = concurrent_sessions(url, sessions=200, calls=50)
-    assert_isolated(instrumented, sessions, calls=50)

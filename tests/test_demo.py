@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.trees import node
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -18,7 +20,7 @@ def test_demo_prints_one_trace_from_agent_to_search_api() -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "tool answered: 3 results for distributed tracing"
     assert [line for line in lines if line.startswith("trace ")] == [lines[2]]  # one trace
-    tree = [_node(line) for line in lines[3:]]
+    tree = [node(line) for line in lines[3:]]
     assert tree[0][:4] == (0, "agent turn", "internal", "agent")
     [call] = [index for index, node in enumerate(tree) if node[:4] == (1, "tools/call search", "client", "agent")]
     assert [node[:4] for node in tree[call + 1 : call + 5]] == [
@@ -30,10 +32,3 @@ def test_demo_prints_one_trace_from_agent_to_search_api() -> None:
     assert tree[call + 4][4].endswith("◀ the slow part")
     assert "network.transport=pipe" in tree[call][4]
 
-
-def _node(line: str) -> tuple[int, str, str, str, str]:
-    """(depth, name, kind, service, the rest) of a line of the printed tree."""
-    body = line.lstrip("│├└─ ")
-    name, _, columns = body.partition("  ")  # the name column is padded with two or more spaces
-    kind, service, *rest = columns.split(maxsplit=2)
-    return (len(line) - len(body)) // 3 - 1, name.strip(), kind, service, rest[0] if rest else ""

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -86,7 +86,6 @@ def module_instrumented() -> Iterator[InMemorySpanExporter]:
     McpInstrumentor().uninstrument()
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(meta=metas)
 def test_meta_never_changes_the_answer_and_parents_exactly(
     module_instrumented: InMemorySpanExporter, meta: object
@@ -116,7 +115,6 @@ def stateless_url(module_instrumented: InMemorySpanExporter) -> Iterator[str]:
         yield url
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(header=st.none() | header_values, meta=st.none() | valid_traceparents() | invalid_traceparents)
 def test_headers_and_meta_over_http(
     module_instrumented: InMemorySpanExporter, stateless_url: str, header: str | None, meta: str | None

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanKind
 
-from demo.receiver import OtlpReceiver, ReceivedSpan
 from opentelemetry_instrumentation_mcp._metrics import BUCKETS
+from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver, ReceivedSpan
 from tests.mcp_compat import HANDSHAKE_VERSION, jsonrpc
 from tests.test_server_spans import BAD_METAS, PARENT_ID, TRACE_ID, TRACEPARENT
 

@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from demo.receiver import OtlpReceiver, ReceivedSpan
 from demo.search_api import SearchApi
 from opentelemetry_instrumentation_mcp import McpInstrumentor
+from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver, ReceivedSpan
 from tests.apps import reference_app
 from tests.conftest import _PROVIDER, child_of, one, ours
 from tests.http_peers import free_port

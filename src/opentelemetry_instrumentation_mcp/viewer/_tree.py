@@ -1,11 +1,11 @@
-"""Prints received spans as trace trees, with durations, the way a tracing UI lays them out."""
+"""Received spans as trace trees, with durations on a timeline, the way a tracing UI lays them out."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
 
-from demo.receiver import ReceivedSpan
+from opentelemetry_instrumentation_mcp.viewer._receiver import AttributeValue, ReceivedSpan
 
 _SHOWN_ATTRIBUTES = ("mcp.method.name", "gen_ai.tool.name", "jsonrpc.request.id", "network.transport", "error.type")
 
@@ -24,11 +24,15 @@ def _bar(span: ReceivedSpan, start: int, total: int) -> str:
     return (" " * min(offset, _WIDTH - 1) + "█" * length)[:_WIDTH].ljust(_WIDTH)
 
 
+def _text(value: AttributeValue) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
 def _details(span: ReceivedSpan) -> str:
     url = span.attributes.get("url.full") or span.attributes.get("http.url")
     if url is not None:
-        return str(url)
-    return " ".join(f"{key}={span.attributes[key]}" for key in _SHOWN_ATTRIBUTES if key in span.attributes)
+        return _text(url)
+    return " ".join(f"{key}={_text(span.attributes[key])}" for key in _SHOWN_ATTRIBUTES if key in span.attributes)
 
 
 def render(spans: Iterable[ReceivedSpan]) -> str:
@@ -46,7 +50,7 @@ def render(spans: Iterable[ReceivedSpan]) -> str:
     def walk(span: ReceivedSpan, prefix: str, last: bool) -> None:
         duration = f"{_duration_ms(span):8.1f} ms"
         marker = "  ◀ the slow part" if span is slowest else ""
-        service = f"{span.kind.name.lower():8} {span.resource.get('service.name', '?')}"
+        service = f"{span.kind.name.lower():8} {_text(span.resource.get('service.name', '?'))}"
         label = f"{prefix}{'└─ ' if last else '├─ '}{span.name}"
         rows.append((label, service, f"{duration} {_bar(span, start, total)}", _details(span) + marker))
         kids = children[span.span_id]

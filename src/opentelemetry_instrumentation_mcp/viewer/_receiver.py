@@ -1,4 +1,4 @@
-"""In-process OTLP receiver (HTTP/protobuf, optionally gRPC) for end-to-end tests.
+"""An in-process OTLP receiver: HTTP/protobuf, and gRPC when asked, on the viewer's, the demo's and the tests' side.
 
 Usage::
 
@@ -7,7 +7,8 @@ Usage::
         ...
         [span] = receiver.wait_for_spans(lambda s: s.name == "tools/call")
 
-Everything received is decoded into frozen dataclasses holding plain Python values.
+Everything received is decoded into frozen dataclasses holding plain Python values. The HTTP side is the standard
+library's threading server; the gRPC side registers the OTLP services generated in ``opentelemetry-proto``.
 """
 
 from __future__ import annotations
@@ -309,6 +310,12 @@ class _Signal(Generic[T]):
             return result
 
 
+def _url_host(host: str) -> str:
+    """The host as a URL names it: a wildcard address as the loopback one, IPv6 in brackets."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"[{host}]" if ":" in host else host
+
+
 Route: TypeAlias = Callable[[bytes], bytes]
 """Decodes a serialized Export*ServiceRequest, stores it, returns the serialized response."""
 
@@ -316,8 +323,8 @@ Route: TypeAlias = Callable[[bytes], bytes]
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, routes: dict[str, Route]) -> None:
-        super().__init__(("127.0.0.1", 0), _OtlpHttpHandler)
+    def __init__(self, address: tuple[str, int], routes: dict[str, Route]) -> None:
+        super().__init__(address, _OtlpHttpHandler)
         self.routes = routes
 
 
@@ -367,36 +374,57 @@ class _GrpcServicer(Generic[RequestT]):
 
 
 class OtlpReceiver:
-    """OTLP receiver on 127.0.0.1: HTTP/protobuf always, gRPC when ``grpc=True``.
+    """OTLP receiver: HTTP/protobuf always, gRPC when ``grpc=True``; on 127.0.0.1 and free ports unless told.
 
-    Use as a context manager; the servers run inside the ``with`` block.
+    Use as a context manager; the servers run inside the ``with`` block. ``on_spans`` is called with each
+    export's spans, in the receiving thread; with ``store=False`` nothing is kept (a long-running viewer).
     """
 
     _http: _HttpServer | None = None
     _http_thread: threading.Thread | None = None
     _grpc_server: grpc.Server | None = None
-    _grpc_port = 0
 
-    def __init__(self, *, grpc: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        grpc: bool = False,
+        host: str = "127.0.0.1",
+        http_port: int = 0,
+        grpc_port: int = 0,
+        store: bool = True,
+        on_spans: Callable[[list[ReceivedSpan]], None] | None = None,
+    ) -> None:
         self._use_grpc = grpc
+        self._host = host
+        self._http_port = http_port
+        self._grpc_port = grpc_port
+        self._store = store
+        self._on_spans = on_spans
         self._spans = _Signal[ReceivedSpan]("spans")
         self._metrics = _Signal[ReceivedMetric]("metrics")
         self._logs = _Signal[ReceivedLog]("logs")
 
     def _receive_traces(self, request: ExportTraceServiceRequest) -> ExportTraceServiceResponse:
-        self._spans.add(_spans(request))
+        spans = _spans(request)
+        if self._store:
+            self._spans.add(spans)
+        if self._on_spans is not None:
+            self._on_spans(spans)
         return ExportTraceServiceResponse()
 
     def _receive_metrics(self, request: ExportMetricsServiceRequest) -> ExportMetricsServiceResponse:
-        self._metrics.add(_metrics(request))
+        if self._store:
+            self._metrics.add(_metrics(request))
         return ExportMetricsServiceResponse()
 
     def _receive_logs(self, request: ExportLogsServiceRequest) -> ExportLogsServiceResponse:
-        self._logs.add(_logs(request))
+        if self._store:
+            self._logs.add(_logs(request))
         return ExportLogsServiceResponse()
 
     def __enter__(self) -> Self:
         self._http = _HttpServer(
+            (self._host, self._http_port),
             {
                 "/v1/traces": lambda body: self._receive_traces(
                     ExportTraceServiceRequest.FromString(body)
@@ -407,7 +435,7 @@ class OtlpReceiver:
                 "/v1/logs": lambda body: self._receive_logs(
                     ExportLogsServiceRequest.FromString(body)
                 ).SerializeToString(),
-            }
+            },
         )
         self._http_thread = threading.Thread(
             target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -438,7 +466,9 @@ class OtlpReceiver:
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _GrpcServicer(self._receive_logs), server
         )
-        self._grpc_port = server.add_insecure_port("127.0.0.1:0")
+        self._grpc_port = server.add_insecure_port(f"{self._host}:{self._grpc_port}")
+        if not self._grpc_port:
+            raise OSError(f"cannot listen for OTLP/gRPC on {self._host}:{self._grpc_port}")
         server.start()
         self._grpc_server = server
 
@@ -459,17 +489,17 @@ class OtlpReceiver:
 
     @property
     def endpoint(self) -> str:
-        """Base URL of the HTTP receiver, ``http://127.0.0.1:PORT``; append ``/v1/traces`` etc."""
+        """Base URL of the HTTP receiver, ``http://HOST:PORT``; append ``/v1/traces`` etc."""
         if self._http is None:
             raise RuntimeError("OtlpReceiver is not running; use it as a context manager")
-        return f"http://127.0.0.1:{self._http.server_address[1]}"
+        return f"http://{_url_host(self._host)}:{self._http.server_address[1]}"
 
     @property
     def grpc_endpoint(self) -> str:
-        """Target of the plaintext gRPC receiver, ``http://127.0.0.1:PORT``."""
+        """Target of the plaintext gRPC receiver, ``http://HOST:PORT``."""
         if self._grpc_server is None:
             raise RuntimeError("gRPC is not running; use `with OtlpReceiver(grpc=True)`")
-        return f"http://127.0.0.1:{self._grpc_port}"
+        return f"http://{_url_host(self._host)}:{self._grpc_port}"
 
     @property
     def spans(self) -> list[ReceivedSpan]:

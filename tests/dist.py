@@ -1,0 +1,74 @@
+"""What a release would ship, checked as a user meets it (`tox -e dist`).
+
+1. Build the sdist and the wheel from this tree.
+2. The sdist holds every file git tracks here (when run from a git checkout).
+3. A fresh virtual environment takes the wheel and the newest mcp's test pins: the entry point
+   `opentelemetry-instrument` loads, `py.typed`, the `mcp-otel-viewer` console script.
+4. The unpacked sdist runs its own test suite against that environment.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+import tempfile
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PINS = "tests/requirements/mcp2.3.txt"
+
+
+def run(*command: str | Path, cwd: Path = ROOT) -> str:
+    print("$", " ".join(map(str, command)), flush=True)
+    return subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def tracked_files() -> set[str] | None:
+    try:
+        listed = run("git", "ls-files", "-z")
+    except (OSError, subprocess.CalledProcessError):
+        return None  # not a git checkout: an unpacked sdist, say
+    return {name for name in listed.split("\0") if name and (ROOT / name).is_file()}
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="mcp-otel-dist-") as scratch:
+        out = Path(scratch)
+        run(sys.executable, "-m", "build", "--installer", "uv", "--outdir", out / "dist", ".")
+        [sdist] = (out / "dist").glob("*.tar.gz")
+        [wheel] = (out / "dist").glob("*.whl")
+
+        with tarfile.open(sdist) as archive:
+            if hasattr(tarfile, "data_filter"):  # Python 3.10.12 and later
+                archive.extractall(out, filter="data")
+            else:
+                archive.extractall(out)
+            top = Path(archive.getnames()[0]).parts[0]
+        unpacked = out / top
+        shipped = {str(path.relative_to(unpacked)) for path in unpacked.rglob("*") if path.is_file()}
+        tracked = tracked_files()
+        if tracked is not None:
+            missing = sorted(tracked - shipped)
+            assert not missing, f"the sdist lacks files git tracks: {missing}"
+
+        venv.create(out / "venv", with_pip=False)
+        python = out / "venv" / ("Scripts" if sys.platform == "win32" else "bin") / "python"
+        run("uv", "pip", "install", "--python", python, f"{wheel}[viewer]", "-r", unpacked / PINS)
+        entry_points = run(
+            python,
+            "-c",
+            "from importlib.metadata import entry_points; from importlib.resources import files; "
+            "print(sorted(e.value for e in entry_points(group='opentelemetry_instrumentor') if e.name == 'mcp')); "
+            "print(files('opentelemetry_instrumentation_mcp').joinpath('py.typed').is_file())",
+        ).split()
+        assert entry_points == ["['opentelemetry_instrumentation_mcp:McpInstrumentor']", "True"], entry_points
+        assert "OTLP" in run(python.parent / "mcp-otel-viewer", "--help")
+
+        # the unpacked sdist's own suite, against the installed wheel
+        subprocess.run([python, "-m", "pytest", "-q", "-n", "auto", "-x"], cwd=unpacked, check=True)
+
+
+if __name__ == "__main__":
+    main()
