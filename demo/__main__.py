@@ -2,9 +2,9 @@
 
 Three parts, one trace: this process (the agent: an MCP client, instrumented programmatically), the MCP server
 it spawns over stdio (instrumented with zero code by `opentelemetry-instrument`), and a slow HTTP search API
-the server's tool calls. Both processes export OTLP/HTTP to a receiver embedded here: no Docker, no backend.
-Note the `env=`: the SDK's stdio client passes the server only a few safe variables, so `OTEL_*` must be
-handed over explicitly.
+the server's tool calls. Both processes export OTLP/HTTP to `mcp-otel-viewer`'s receiver, embedded here: no
+Docker, no backend. Note the `env=`: the SDK's stdio client passes the server only a few safe variables, so
+`OTEL_*` must be handed over explicitly.
 """
 
 from __future__ import annotations

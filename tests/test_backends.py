@@ -203,6 +203,54 @@ async def test_host_config_recipe_starts_a_traced_server(path: Path, receiver: O
     assert (span.kind, span.resource["service.name"]) == (SpanKind.SERVER, entry["env"]["OTEL_SERVICE_NAME"])
 
 
+def readme_stdio_snippet() -> str:
+    """The Python block of the README's stdio pitfall, as a user copies it."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("**The stdio pitfall.**") :]
+    return section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
+
+
+DRIVE_THE_SNIPPET = """
+import asyncio
+from mcp import ClientSession
+from mcp.client.stdio import stdio_client
+
+async def main() -> None:
+    async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        print((await session.call_tool("forecast", {"city": "Oslo"})).content[0].text)
+
+asyncio.run(main())
+"""
+
+
+@needs_a_waiting_stdio_client
+def test_the_readme_stdio_snippet_works_outside_an_activated_environment(receiver: OtlpReceiver) -> None:
+    """A client run by its venv's Python by full path, with no venv on PATH, starts the traced server."""
+    snippet = readme_stdio_snippet()
+    assert "\nStdioServerParameters(\n" in snippet
+    client = (
+        snippet.replace("\nStdioServerParameters(\n", "\nserver = StdioServerParameters(\n")
+        .replace('"server.py"', repr(str(EXAMPLES / "app" / "server.py")))
+        .replace("http://127.0.0.1:4318", receiver.endpoint)
+        + DRIVE_THE_SNIPPET
+    )
+    receiver.clear()
+    result = subprocess.run(
+        [sys.executable, "-c", client],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Oslo: rain, 9 °C\n"
+    [span] = receiver.wait_for_spans(lambda span: span.name == "tools/call forecast")
+    assert (span.kind, span.resource["service.name"]) == (SpanKind.SERVER, "my-mcp-server")
+
+
 def console_exporters_in(env: dict[str, str]) -> bool:
     return any("console" in value for name, value in env.items() if name.endswith("_EXPORTER"))
 

@@ -31,4 +31,3 @@ def test_demo_prints_one_trace_from_agent_to_search_api() -> None:
     ]
     assert tree[call + 4][4].endswith("◀ the slow part")
     assert "network.transport=pipe" in tree[call][4]
-

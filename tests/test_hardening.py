@@ -159,13 +159,19 @@ params = st.recursive(
 
 
 async def ask(request_id: Any, method: str, arguments: Any) -> Any:
-    """The answers, or how the SDK failed (some releases end a session on odd ids): the same, traced or not."""
+    """The answers, or how the SDK failed (some releases end a session on odd ids, or leave a request unanswered:
+    an answer takes milliseconds in memory, so two seconds of silence is one): the same, traced or not."""
     try:
-        async with raw_peer(reference_app()) as peer:
-            params = {"name": "add", "arguments": arguments, "_meta": arguments}
-            return await peer.request(method, params, id=request_id), await peer.request("ping")
+        with anyio.fail_after(2):
+            return await conversation_of(request_id, method, arguments)
     except BaseException as failure:  # noqa: BLE001 - compared, not handled
         return type(failure).__name__
+
+
+async def conversation_of(request_id: Any, method: str, arguments: Any) -> Any:
+    async with raw_peer(reference_app()) as peer:
+        params = {"name": "add", "arguments": arguments, "_meta": arguments}
+        return await peer.request(method, params, id=request_id), await peer.request("ping")
 
 
 @pytest.fixture(scope="module")
