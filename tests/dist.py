@@ -4,7 +4,8 @@
 2. The sdist holds every file git tracks here (when run from a git checkout).
 3. A fresh virtual environment takes the wheel and the newest mcp's test pins: the entry point
    `opentelemetry-instrument` loads, `py.typed`, the `mcp-otel-viewer` console script.
-4. The unpacked sdist runs its own test suite against that environment.
+4. The unpacked sdist runs its own test suite against that environment: the full run's mcp 2.3 suite
+   (arguments go on to pytest).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def main() -> None:
 
         venv.create(out / "venv", with_pip=False)
         python = out / "venv" / ("Scripts" if sys.platform == "win32" else "bin") / "python"
-        run("uv", "pip", "install", "--python", python, f"{wheel}[viewer]", "-r", unpacked / PINS)
+        run("uv", "pip", "install", "--compile-bytecode", "--python", python, f"{wheel}[viewer]", "-r", unpacked / PINS)
         entry_points = run(
             python,
             "-c",
@@ -67,7 +68,7 @@ def main() -> None:
         assert "OTLP" in run(python.parent / "mcp-otel-viewer", "--help")
 
         # the unpacked sdist's own suite, against the installed wheel
-        subprocess.run([python, "-m", "pytest", "-q", "-n", "auto", "-x"], cwd=unpacked, check=True)
+        subprocess.run([python, "-m", "pytest", "-q", "-n", "auto", *sys.argv[1:]], cwd=unpacked, check=True)
 
 
 if __name__ == "__main__":

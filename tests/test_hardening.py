@@ -195,22 +195,28 @@ def test_generated_ids_and_params_get_the_uninstrumented_answers(
     assert anyio.run(ask, request_id, method, arguments) == plain
 
 
-def leaked(sessions: Callable[[int], None], count: int, *, traced_memory: bool) -> tuple[int, dict[str, int]]:
+def leaked(sessions: Callable[[int], None], count: int, *, traced_memory: bool) -> tuple[list[str], dict[str, int]]:
     """What `count` more sessions leave behind once the first few have warmed caches up: every type (ours, the
     mcp SDK's, the OpenTelemetry SDK's) whose live instances grew by half a session's worth or more, and, with
-    `traced_memory` (it slows every allocation down), the bytes this package's code allocated and still holds."""
+    `traced_memory` (it slows every allocation down), every line of this package whose allocations still held
+    grew as much, in blocks or in bytes (16 a session). One-off allocations (Python 3.10 keeps a spare frame per
+    function, for one) are neither."""
     sessions(min(5, count // 3))
     before = census()
     if traced_memory:
         tracemalloc.start()
     start = tracemalloc.take_snapshot() if traced_memory else None
     sessions(count)
-    held = 0
+    held: list[str] = []
     if start is not None:
         ours_only = [tracemalloc.Filter(True, "*opentelemetry_instrumentation_mcp*")]
         end = tracemalloc.take_snapshot().filter_traces(ours_only)
         tracemalloc.stop()
-        held = sum(stat.size_diff for stat in end.compare_to(start.filter_traces(ours_only), "filename"))
+        held = [
+            f"{stat.traceback}: {stat.size_diff} bytes in {stat.count_diff} blocks"
+            for stat in end.compare_to(start.filter_traces(ours_only), "lineno")
+            if stat.count_diff >= count // 2 or stat.size_diff >= 16 * count
+        ]
     grown = census() - before
     return held, {name: number for name, number in grown.items() if number >= count // 2}
 
@@ -240,13 +246,13 @@ def transport_under_test(transport: str) -> Iterator[tuple[Callable[[int], None]
     if transport == "memory":
         yield (lambda count: anyio.run(sdk_sessions, "memory", reference_app(), count)), 200
     elif transport == "stdio":
-        yield (lambda count: anyio.run(sdk_sessions, "stdio", stdio_parameters(instrumented=False), count)), 6
+        yield (lambda count: anyio.run(sdk_sessions, "stdio", stdio_parameters(instrumented=False), count)), 4
     elif transport == "sse":
         with serving(sse_app(reference_app())) as url:
-            yield (lambda count: anyio.run(sdk_sessions, "sse", f"{url}/sse", count)), 60
+            yield (lambda count: anyio.run(sdk_sessions, "sse", f"{url}/sse", count)), 40
     else:
-        with serving(streamable_http_app(reference_app(), stateless=False, json_response=False)) as url:
-            yield (lambda count: anyio.run(sdk_sessions, "http", f"{url}/mcp", count)), 60
+        with serving(streamable_http_app(reference_app(), stateless=False, json_response=True)) as url:
+            yield (lambda count: anyio.run(sdk_sessions, "http", f"{url}/mcp", count)), 40
 
 
 @pytest.mark.parametrize("transport", ["memory", "streamable-http", "sse", "stdio"])
@@ -259,5 +265,14 @@ def test_sessions_leave_nothing_behind(instrumented: InMemorySpanExporter, trans
             gc.collect()
 
         held, grown = leaked(sessions, count, traced_memory=transport == "memory")
+        if transport == "streamable-http":
+            # mcp before 2.3 keeps the transport of every session a client ended (its own leak, traced or not):
+            # only what grows beyond what it keeps untraced is ours
+            McpInstrumentor().uninstrument()
+            try:
+                _, kept_untraced = leaked(sessions, count, traced_memory=False)
+            finally:
+                McpInstrumentor().instrument(tracer_provider=_PROVIDER)
+            grown = {name: n for name, n in grown.items() if n - kept_untraced.get(name, 0) >= count // 2}
     assert grown == {}
-    assert held < 16 * count, f"{held} bytes held by this package after {count} {transport} sessions"
+    assert held == []

@@ -6,18 +6,18 @@ import json
 import logging
 import subprocess
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, requires
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import NoOpTracerProvider
+from packaging.requirements import Requirement
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
 from opentelemetry_instrumentation_mcp._operation import Telemetry
@@ -102,8 +102,10 @@ def test_registered_as_an_opentelemetry_instrumentor() -> None:
 
 
 def test_instruments_extra_equals_the_declared_range() -> None:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert tuple(pyproject["project"]["optional-dependencies"]["instruments"]) == _instruments
+    """As the installed distribution declares it (what `opentelemetry-instrument` reads before importing us)."""
+    declared = [Requirement(text) for text in requires("mcp-opentelemetry") or []]
+    extra = [(r.name, r.specifier) for r in declared if r.marker and r.marker.evaluate({"extra": "instruments"})]
+    assert extra == [(r.name, r.specifier) for r in map(Requirement, _instruments)]
     assert tuple(McpInstrumentor().instrumentation_dependencies()) == _instruments
 
 
