@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.trace import SpanKind
 
-from opentelemetry_instrumentation_mcp.viewer import LiveTraces, ReceivedSpan
+from opentelemetry_instrumentation_mcp.viewer import LiveTraces, OtlpReceiver, ReceivedSpan
 from tests.mcp_compat import MCP_VERSION
 from tests.trees import node
 
@@ -67,6 +67,23 @@ def test_a_trace_is_printed_once_settled_and_again_when_it_grows() -> None:
     assert live.due() == []
     live.add([span("late", "03" * 8, None, 3)])  # the trace was forgotten: a new one starts
     assert "updated" not in live.due(flush=True)[0]
+
+
+def test_ports_in_use_are_refused_not_shared() -> None:
+    """A second viewer on a busy port says so and exits, rather than splitting the exports with the first."""
+    with OtlpReceiver(grpc=True) as first:
+        http_port, grpc_port = (int(url.rsplit(":", 1)[1]) for url in (first.endpoint, first.grpc_endpoint))
+        with pytest.raises(OSError, match=f"127.0.0.1:{grpc_port}"):
+            OtlpReceiver(grpc=True, grpc_port=grpc_port).__enter__()
+        for ports in (
+            ["--http-port", str(http_port), "--grpc-port", "0"],
+            ["--http-port", "0", "--grpc-port", str(grpc_port)],
+        ):
+            second = subprocess.run([str(VIEWER), *ports], capture_output=True, text=True, timeout=30, check=False)
+            assert second.returncode == 1
+            # grpc's core may log the failed bind first, in its own words
+            assert second.stderr.splitlines()[-1].startswith("mcp-otel-viewer: cannot listen on 127.0.0.1 ports ")
+            assert second.stdout == ""
 
 
 class Viewer:

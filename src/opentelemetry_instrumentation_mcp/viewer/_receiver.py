@@ -455,7 +455,8 @@ class OtlpReceiver:
         from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc  # noqa: PLC0415
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc  # noqa: PLC0415
 
-        server = grpc.server(ThreadPoolExecutor(max_workers=4))
+        # gRPC shares a port with any other listener by default (SO_REUSEPORT): a port in use must be refused
+        server = grpc.server(ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
         # The generated *_pb2_grpc modules are untyped.
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _GrpcServicer(self._receive_traces), server
@@ -466,9 +467,14 @@ class OtlpReceiver:
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _GrpcServicer(self._receive_logs), server
         )
-        self._grpc_port = server.add_insecure_port(f"{self._host}:{self._grpc_port}")
-        if not self._grpc_port:
-            raise OSError(f"cannot listen for OTLP/gRPC on {self._host}:{self._grpc_port}")
+        address = f"{self._host}:{self._grpc_port}"
+        try:
+            port = server.add_insecure_port(address)  # 0 on failure; recent grpcio raise instead
+        except RuntimeError as error:
+            raise OSError(f"cannot listen for OTLP/gRPC on {address}: {error}") from error
+        if not port:
+            raise OSError(f"cannot listen for OTLP/gRPC on {address}")
+        self._grpc_port = port
         server.start()
         self._grpc_server = server
 
