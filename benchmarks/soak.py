@@ -21,7 +21,6 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio
@@ -34,11 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor
 from tests.apps import reference_app
-from tests.http_peers import StreamableHttpPeer, serving
+from tests.http_peers import StreamableHttpPeer, concurrent_sessions, serving, strays
 from tests.mcp_compat import raw_peer, streamable_http_app
 
 EXPORTER = InMemorySpanExporter()
-ADD = {"name": "add", "arguments": {"a": 1, "b": 2}}
 
 
 def retained(sessions: Callable[[int], None], count: int) -> int:
@@ -79,30 +77,13 @@ def over_http(url: str) -> Callable[[int], None]:
 
 def load(url: str, sessions: int, calls: int) -> tuple[float, int]:
     """Seconds for the whole load, and how many `tools/call` spans strayed out of their session's trace."""
-
-    def one(index: int) -> tuple[str, str | None]:
-        trace_id = f"{index + 1:032x}"
-        peer = StreamableHttpPeer(url)
-        peer.initialize(meta={"traceparent": f"00-{trace_id}-{index + 1:016x}-01"})
-        for _ in range(calls):
-            assert peer.request("tools/call", ADD)["result"]["isError"] is False
-        session_id = peer.session_id
-        peer.close()
-        return trace_id, session_id
-
     EXPORTER.clear()
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=min(sessions, 32)) as pool:
-        trace_of_session = {session_id: trace_id for trace_id, session_id in pool.map(one, range(sessions))}
+    trace_of_session = concurrent_sessions(url, sessions, calls)
     elapsed = time.perf_counter() - started
     spans = [span for span in EXPORTER.get_finished_spans() if span.name == "tools/call add"]
     assert len(spans) == sessions * calls, f"{len(spans)} spans for {sessions * calls} calls"
-    strays = [
-        span
-        for span in spans
-        if format(span.context.trace_id, "032x") != trace_of_session[dict(span.attributes or {})["mcp.session.id"]]
-    ]
-    return elapsed, len(strays)
+    return elapsed, len(strays(spans, trace_of_session))
 
 
 def main() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 import queue
+import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -175,3 +177,32 @@ class SsePeer:
     def close(self) -> None:
         self._stop.set()
         self.client.close()
+
+
+def concurrent_sessions(url: str, sessions: int, calls: int) -> dict[str | None, str]:
+    """Stateful streamable HTTP sessions in parallel (32 at a time at most), each initialized with a traceparent of
+    its own and making `calls` `tools/call add`; the trace id each session id was given."""
+
+    def one(_: int) -> tuple[str | None, str]:
+        trace_id = secrets.token_hex(16)
+        peer = StreamableHttpPeer(url)
+        peer.initialize(meta={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"})
+        for _ in range(calls):
+            assert (
+                peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}})["result"]["isError"] is False
+            )
+        session_id = peer.session_id
+        peer.close()
+        return session_id, trace_id
+
+    with ThreadPoolExecutor(max_workers=min(sessions, 32)) as pool:
+        return dict(pool.map(one, range(sessions)))
+
+
+def strays(spans: Iterable[Any], trace_of_session: dict[str | None, str]) -> list[Any]:
+    """The spans whose trace is not the one their `mcp.session.id` was given."""
+    return [
+        span
+        for span in spans
+        if format(span.context.trace_id, "032x") != trace_of_session[dict(span.attributes or {})["mcp.session.id"]]
+    ]

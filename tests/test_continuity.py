@@ -10,7 +10,6 @@ import gc
 import logging
 import secrets
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from opentelemetry_instrumentation_mcp import IncomingContext, McpInstrumentor
 from opentelemetry_instrumentation_mcp._session import SessionState
 from tests.apps import reference_app
 from tests.conftest import _PROVIDER, ours
-from tests.http_peers import StreamableHttpPeer, serving
+from tests.http_peers import StreamableHttpPeer, concurrent_sessions, serving, strays
 from tests.mcp_compat import MCP1, MODERN_VERSION, connected, raw_peer, streamable_http_app
 
 ADD = {"name": "add", "arguments": {"a": 1, "b": 2}}
@@ -303,36 +302,9 @@ def test_modern_http_request_without_meta_takes_its_headers(instrumented: InMemo
     assert parent_of(second) is None
 
 
-def concurrent_sessions(url: str, sessions: int, calls: int) -> list[tuple[str, str | None]]:
-    """Sessions in parallel, each with its own initialize traceparent; (trace id, session id) per session."""
-
-    def one() -> tuple[str, str | None]:
-        parent = Parent()
-        peer = StreamableHttpPeer(url)
-        peer.initialize(meta=parent.meta())
-        for _ in range(calls):
-            assert peer.request("tools/call", ADD)["result"]["isError"] is False
-        session_id = peer.session_id
-        peer.close()
-        return parent.trace_id, session_id
-
-    with ThreadPoolExecutor(max_workers=min(sessions, 32)) as pool:
-        return list(pool.map(lambda _: one(), range(sessions)))
-
-
-def assert_isolated(exporter: InMemorySpanExporter, sessions: list[tuple[str, str | None]], calls: int) -> None:
-    trace_of_session = {session_id: trace_id for trace_id, session_id in sessions}
-    spans = named(ours(exporter), "tools/call add")
-    assert len(spans) == len(sessions) * calls
-    strays = [
-        span
-        for span in spans
-        if format(span.context.trace_id, "032x") != trace_of_session[dict(span.attributes or {})["mcp.session.id"]]
-    ]
-    assert strays == []
-
-
 def test_concurrent_http_sessions_stay_in_their_own_traces(instrumented: InMemorySpanExporter) -> None:
     with serving(streamable_http_app(reference_app(), stateless=False, json_response=True)) as url:
-        sessions = concurrent_sessions(url, sessions=20, calls=10)
-    assert_isolated(instrumented, sessions, calls=10)
+        trace_of_session = concurrent_sessions(url, sessions=20, calls=10)
+    calls = named(ours(instrumented), "tools/call add")
+    assert len(calls) == 20 * 10
+    assert strays(calls, trace_of_session) == []
