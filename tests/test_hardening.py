@@ -228,9 +228,7 @@ def census() -> Counter[str]:
     """Live objects by type, for the types of this package, the mcp SDK and the OpenTelemetry SDK."""
     gc.collect()
     names = (f"{getattr(kind, '__module__', '')}.{kind.__qualname__}" for kind in map(type, gc.get_objects()))
-    return Counter(
-        name for name in names if name.startswith(("opentelemetry_instrumentation_mcp", "mcp", "opentelemetry"))
-    )
+    return Counter(name for name in names if name.startswith(WATCHED))
 
 
 async def sdk_sessions(transport: str, target: Any, count: int) -> None:
