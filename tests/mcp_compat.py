@@ -239,3 +239,47 @@ async def connected(transport: str, target: Any = None, **callbacks: Any) -> Asy
     async with opened as streams, ClientSession(streams[0], streams[1], **callbacks) as session:
         await session.initialize()
         yield session
+
+
+class Wire:
+    """What a client session wrote to its peer, as JSON; the peer answers every request with a minimal result."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def last(self, method: str) -> dict[str, Any]:
+        return [message for message in self.sent if message.get("method") == method][-1]
+
+    async def serve(self, read: Any, write: Any) -> None:
+        async for message in read:
+            payload = from_session_message(message)
+            self.sent.append(payload)
+            if "id" in payload and "method" in payload:
+                await write.send(to_session_message({"jsonrpc": "2.0", "id": payload["id"], "result": _answer(payload)}))
+
+
+def _answer(request: dict[str, Any]) -> dict[str, Any]:
+    if request["method"] == "initialize":
+        return {
+            "protocolVersion": request["params"]["protocolVersion"],
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "wire", "version": "1.0"},
+        }
+    return {"tools/call": {"content": []}, "tools/list": {"tools": []}}.get(request["method"], {})
+
+
+@asynccontextmanager
+async def wire_client() -> AsyncIterator[tuple[Any, Wire]]:
+    """The SDK's own `ClientSession`, initialized, whose peer records every message it sends."""
+    from mcp import ClientSession
+
+    wire = Wire()
+    async with (
+        create_client_server_memory_streams() as ((client_read, client_write), (server_read, server_write)),
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(wire.serve, server_read, server_write)
+        async with ClientSession(client_read, client_write) as session:
+            await session.initialize()
+            yield session, wire
+        group.cancel_scope.cancel()

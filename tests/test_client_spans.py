@@ -13,8 +13,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor
 from tests.apps import reference_app
-from tests.conftest import child_of, one, ours
-from tests.mcp_compat import MCP1, call_tool_with_meta, is_error, read_timeout, sdk_client
+from tests.conftest import _PROVIDER, child_of, one, ours
+from tests.mcp_compat import MCP1, call_tool_with_meta, is_error, read_timeout, sdk_client, wire_client
 from tests.test_server_spans import PARENT_ID, TRACE_ID, TRACEPARENT
 
 pytestmark = pytest.mark.anyio
@@ -90,17 +90,70 @@ async def test_timeout_records_the_exception_class(instrumented: InMemorySpanExp
     assert span.status.status_code is StatusCode.ERROR
 
 
-async def test_callers_meta_is_kept_and_not_mutated(instrumented: InMemorySpanExporter) -> None:
-    meta = {"traceparent": TRACEPARENT, "note": {"mine": [1, 2]}}
+def sent_context(message: dict[str, Any]) -> tuple[str, str]:
+    """The trace and span ids a message's `_meta.traceparent` carries."""
+    _, trace_id, span_id, _ = message["params"]["_meta"]["traceparent"].split("-")
+    return trace_id, span_id
+
+
+def ids_of(span: ReadableSpan) -> tuple[str, str]:
+    return format(span.context.trace_id, "032x"), format(span.context.span_id, "016x")
+
+
+async def test_a_frameworks_context_in_meta_is_replaced_by_ours_and_other_keys_stay(
+    instrumented: InMemorySpanExporter,
+) -> None:
+    meta = {"traceparent": TRACEPARENT, "tracestate": "fw=1", "baggage": "fw=1", "note": {"mine": [1, 2]}}
     before = copy.deepcopy(meta)
-    async with sdk_client(reference_app()) as session:
-        result = await call_tool_with_meta(session, "current_trace", {}, meta)
+    async with wire_client() as (session, wire):
+        with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn") as turn:
+            await call_tool_with_meta(session, "add", {"a": 1}, meta)
     assert meta == before
-    trace_id, _ = result.content[0].text.split("-")
-    assert trace_id == TRACE_ID  # the caller's own traceparent went out, not ours
-    server = one(ours(instrumented), "tools/call current_trace", SpanKind.SERVER)
-    assert server.parent is not None
-    assert format(server.parent.span_id, "016x") == PARENT_ID
+    sent = wire.last("tools/call")["params"]["_meta"]
+    client = one(ours(instrumented), "tools/call add", SpanKind.CLIENT)
+    assert client.parent is not None
+    assert client.parent.span_id == turn.get_span_context().span_id
+    assert sent_context(wire.last("tools/call")) == ids_of(client)
+    assert {key: value for key, value in sent.items() if key != "traceparent"} == {"note": {"mine": [1, 2]}}
+
+
+async def test_a_hand_propagated_context_is_continued_when_no_span_is_current(
+    instrumented: InMemorySpanExporter,
+) -> None:
+    async with wire_client() as (session, wire):
+        await call_tool_with_meta(session, "add", {"a": 1}, {"traceparent": TRACEPARENT, "note": 1})
+    client = one(ours(instrumented), "tools/call add", SpanKind.CLIENT)
+    assert client.parent is not None
+    assert (format(client.context.trace_id, "032x"), format(client.parent.span_id, "016x")) == (TRACE_ID, PARENT_ID)
+    assert sent_context(wire.last("tools/call")) == ids_of(client)
+    assert wire.last("tools/call")["params"]["_meta"]["note"] == 1
+
+
+async def test_the_server_span_is_the_child_of_our_client_span_whatever_the_caller_put_in_meta(
+    instrumented: InMemorySpanExporter,
+) -> None:
+    async with sdk_client(reference_app()) as session:
+        with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn"):
+            result = await call_tool_with_meta(session, "current_trace", {}, {"traceparent": TRACEPARENT})
+    spans = ours(instrumented)
+    client = one(spans, "tools/call current_trace", SpanKind.CLIENT)
+    server = one(spans, "tools/call current_trace", SpanKind.SERVER)
+    assert child_of(server, client)
+    assert result.content[0].text == f"{ids_of(server)[0]}-{ids_of(server)[1]}"
+
+
+async def test_excluded_methods_still_carry_the_current_context(exporter: InMemorySpanExporter) -> None:
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument(tracer_provider=_PROVIDER, excluded_methods=["tools/list"])
+    try:
+        async with wire_client() as (session, wire):
+            with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn") as turn:
+                await session.list_tools()
+    finally:
+        instrumentor.uninstrument()
+    assert not [span for span in ours(exporter) if span.name == "tools/list"]
+    context = turn.get_span_context()
+    assert sent_context(wire.last("tools/list")) == (format(context.trace_id, "032x"), format(context.span_id, "016x"))
 
 
 async def sampling(context: Any, params: Any) -> Any:

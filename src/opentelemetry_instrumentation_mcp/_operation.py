@@ -43,7 +43,7 @@ from opentelemetry_instrumentation_mcp._content import as_data, as_json, prompt_
 from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._message import Message
 from opentelemetry_instrumentation_mcp._metrics import Metrics
-from opentelemetry_instrumentation_mcp._propagation import carrier, server_parent
+from opentelemetry_instrumentation_mcp._propagation import carrier, client_parent, server_parent
 from opentelemetry_instrumentation_mcp._session import SessionState, session_state
 from opentelemetry_instrumentation_mcp._transport import Attributes
 
@@ -199,13 +199,14 @@ class Telemetry:
             return self._passing(parent, server=True)
         return self._start(message, parent, SpanKind.SERVER, links)
 
-    def start_client(self, method: str, describe: Callable[[], Message]) -> Operation | None:
-        """Start the CLIENT span of an outbound message, in the current context."""
-        if method in self._options.excluded_methods:
-            return None
-        if not self._recording():
-            return self._passing(context_api.get_current(), server=False)
-        return self._start(describe(), context_api.get_current(), SpanKind.CLIENT, ())
+    def start_client(self, method: str, describe: Callable[[], Message], meta: object) -> Operation:
+        """Start the CLIENT span of an outbound message whose `params._meta` is `meta`, parented by
+        `client_parent`. An excluded method, or one with nothing to record, gets no span and only passes its
+        parent's context on."""
+        parent = client_parent(context_api.get_current(), meta)
+        if method in self._options.excluded_methods or not self._recording():
+            return self._passing(parent, server=False)
+        return self._start(describe(), parent, SpanKind.CLIENT, ())
 
     def _passing(self, context: Context, *, server: bool) -> Operation:
         """With nothing to record, an operation only passes its parent's context on: what a no-op span does."""
@@ -315,10 +316,10 @@ class Active:
 
     @classmethod
     def sending(
-        cls, telemetry: Telemetry, method: str, describe: Callable[[], Message], error_code: ErrorCode
+        cls, telemetry: Telemetry, method: str, describe: Callable[[], Message], meta: object, error_code: ErrorCode
     ) -> Active:
         """The CLIENT span of an outbound message (described only if it is recorded)."""
-        return cls(_CLIENT_STEPS, lambda: telemetry.start_client(method, describe), error_code)
+        return cls(_CLIENT_STEPS, lambda: telemetry.start_client(method, describe, meta), error_code)
 
     def __enter__(self) -> Operation | None:
         operation = self.operation = guarded(self._where[0], self._start, None)

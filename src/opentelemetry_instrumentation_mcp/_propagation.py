@@ -20,6 +20,7 @@ from opentelemetry_instrumentation_mcp._message import Message
 _MAX_VALUE_LENGTH = {"traceparent": 512, "tracestate": 512, "baggage": 8192}
 """Longer values count as absent (W3C caps tracestate at 512 characters and baggage at 8192 bytes)."""
 _DEFAULT_MAX_LENGTH = 512
+_ABSENT = object()
 
 
 class IncomingContext(Enum):
@@ -71,12 +72,33 @@ def carrier(context: Context) -> dict[str, object] | None:
     return fields or None
 
 
-def with_carrier(params: object, fields: Mapping[str, object]) -> dict[str, object]:
-    """A copy of a message's `params` (a mapping, else none) whose `_meta` holds the carrier's fields, with the
-    caller's own `_meta` keys (a mapping, else none) as written over them."""
-    own: Mapping[str, object] = params if isinstance(params, Mapping) else {}
-    meta = own.get("_meta")
-    return {**own, "_meta": {**fields, **meta} if isinstance(meta, Mapping) else dict(fields)}
+def with_carrier(params: object, fields: Mapping[str, object]) -> object:
+    """A message's `params` whose `_meta` carries `fields` (the CLIENT span's context) in place of whatever the
+    caller, a framework or a proxy put under the keys the propagators write; every other `_meta` key stays.
+
+    Absent `params` or `_meta` are created. A `params` or `_meta` that is not an object is returned as written:
+    the peer sees exactly what the caller sent, so the instrumentation changes no message's meaning.
+    """
+    if params is None:
+        return {"_meta": dict(fields)}
+    if not isinstance(params, Mapping):
+        return params
+    meta = params.get("_meta", _ABSENT)
+    if meta is _ABSENT:
+        return {**params, "_meta": dict(fields)}
+    if not isinstance(meta, Mapping):
+        return params
+    written = propagate.get_global_textmap().fields
+    own = {key: value for key, value in meta.items() if key not in written}
+    return {**params, "_meta": {**own, **fields}}
+
+
+def client_parent(current: Context, meta: object) -> Context:
+    """The parent of a CLIENT span: the current context, else a valid context the outgoing `_meta` was given by
+    hand (so that it is continued rather than replaced by a new trace)."""
+    if has_span(current):
+        return current
+    return extract(meta, current) or current
 
 
 def has_span(context: Context) -> bool:

@@ -142,7 +142,7 @@ def _describe_request(responder: Responder, session: Session) -> Message:
 def _describe_model(message: Any, session: Session, request_id: object = None) -> Message:
     """A message held as the SDK's model, with no transport metadata of its own: one the session sends, or a
     notification it received (1.x drops a notification's metadata)."""
-    root = message.root
+    root = _root(message)
     params = _field(root, "params")
     state = session_state(session)
     return Message(
@@ -235,9 +235,20 @@ def _first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
     return args[0] if args else kwargs[name]
 
 
+def _root(model: Any) -> Any:
+    """The request or notification a model holds: the union's member (`ClientRequest`, `ServerNotification`...),
+    or the model itself where the caller hands the SDK a bare one (`ReadResourceRequest`, as FastMCP does)."""
+    return model.root if isinstance(model, RootModel) else model
+
+
 def _with_method(model: Any) -> tuple[Any, str]:
-    """A message the caller hands the SDK, as its model (`ClientRequest`, `ServerNotification`...), and its method."""
-    return model, str(model.root.method)
+    """A message the caller hands the SDK, in either shape, and its method."""
+    return model, str(_root(model).method)
+
+
+def _outgoing_meta(model: Any) -> object:
+    """The `_meta` fields a caller gave an outgoing message by hand."""
+    return _meta_fields(_field(_field(_root(model), "params"), "meta"))
 
 
 def _replace_first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, value: object) -> tuple[Any, Any]:
@@ -360,7 +371,8 @@ class Patches:
         # `send_request` takes the session's next id as its first step: the id this request will have
         request_id = getattr(instance, "_request_id", None)
         describe = lambda: _describe_model(request, instance, request_id)  # noqa: E731
-        with Active.sending(self._telemetry, method, describe, _sent_error_code) as operation:
+        meta = guarded("reading a request", lambda: _outgoing_meta(request), None)
+        with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
             args, kwargs = _replace_first(args, kwargs, "request", _injecting(request, operation))
@@ -376,7 +388,8 @@ class Patches:
             return await wrapped(*args, **kwargs)
         notification, method = bound
         describe = lambda: _describe_model(notification, instance)  # noqa: E731
-        with Active.sending(self._telemetry, method, describe, _sent_error_code) as operation:
+        meta = guarded("reading a notification", lambda: _outgoing_meta(notification), None)
+        with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
             if operation is not None:
                 args, kwargs = _replace_first(args, kwargs, "notification", _injecting(notification, operation))
             return await wrapped(*args, **kwargs)

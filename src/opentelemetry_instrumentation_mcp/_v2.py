@@ -110,6 +110,7 @@ def _outbound(method: str, params: object, request_id: object, state: SessionSta
         name=fields.get("name"),
         uri=fields.get("uri"),
         arguments=fields.get("arguments"),
+        meta=fields.get("_meta"),
         params=params,
         protocol_version=_envelope_version(fields) or state.protocol_version,
         transport=client if client.attributes else stdio_transport(),
@@ -320,7 +321,8 @@ class Patches:
         if request_id is None and isinstance(instance, JSONRPCDispatcher):
             request_id = getattr(instance, "_next_id", 0) + 1  # the id `send_raw_request` allocates next
         describe = lambda: _outbound(method, params, request_id, state)  # noqa: E731
-        with Active.sending(self._telemetry, method, describe, _sent_error_code) as operation:
+        meta = _fields(params).get("_meta")
+        with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
             args, kwargs = _replace_params(args, kwargs, _with_meta(params, operation))
@@ -336,7 +338,8 @@ class Patches:
             return await wrapped(*args, **kwargs)
         method, params, _, state = bound
         describe = lambda: _outbound(method, params, None, state)  # noqa: E731
-        with Active.sending(self._telemetry, method, describe, _sent_error_code) as operation:
+        meta = _fields(params).get("_meta")
+        with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
             if operation is not None:
                 args, kwargs = _replace_params(args, kwargs, _with_meta(params, operation))
             return await wrapped(*args, **kwargs)
