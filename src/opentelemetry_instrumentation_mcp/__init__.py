@@ -29,11 +29,12 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.semconv.schemas import Schemas
 
 from opentelemetry_instrumentation_mcp._config import options
+from opentelemetry_instrumentation_mcp._frameworks import FrameworkPatch
 from opentelemetry_instrumentation_mcp._http import HttpPatch
 from opentelemetry_instrumentation_mcp._metrics import Metrics
 from opentelemetry_instrumentation_mcp._operation import Telemetry
 from opentelemetry_instrumentation_mcp._propagation import IncomingContext
-from opentelemetry_instrumentation_mcp._providers import recording
+from opentelemetry_instrumentation_mcp._providers import flusher, recording
 from opentelemetry_instrumentation_mcp._transport import TransportPatch
 from opentelemetry_instrumentation_mcp.package import _instruments
 from opentelemetry_instrumentation_mcp.version import __version__
@@ -72,7 +73,8 @@ class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL)
         meter = metrics.get_meter(__name__, __version__, kwargs.get("meter_provider"), schema_url=_SCHEMA_URL)
         self._telemetry = Telemetry(tracer, Metrics(meter), options(kwargs), recording(tracer, meter))
-        self._patches = [_sdk_patches(self._telemetry), TransportPatch(), HttpPatch()]
+        flush = flusher(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        self._patches = [_sdk_patches(self._telemetry), TransportPatch(flush), HttpPatch(flush), FrameworkPatch()]
         for patches in self._patches:
             patches.apply()
 

@@ -8,7 +8,7 @@ made one) and the transport's session id in the ASGI scope, which travels with t
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,7 +27,7 @@ from wrapt import wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Transport
 from opentelemetry_instrumentation_mcp._propagation import extract, has_span
-from opentelemetry_instrumentation_mcp._transport import Attributes
+from opentelemetry_instrumentation_mcp._transport import Attributes, ending
 
 _SCOPE_KEY = "opentelemetry_instrumentation_mcp.request"
 
@@ -92,15 +92,26 @@ _TARGETS = (
     ("mcp.server.streamable_http", "StreamableHTTPServerTransport", "handle_request", _streamable_http_request),
     ("mcp.server.sse", "SseServerTransport", "handle_post_message", _sse_post),
 )
+_ENDINGS = (
+    ("mcp.server.streamable_http_manager", "StreamableHTTPSessionManager", "run"),
+    ("mcp.server.sse", "SseServerTransport", "connect_sse"),
+)
+"""What ends an HTTP server's sessions: the session manager leaving `run()` (the app's shutdown), an SSE stream."""
 
 
 class HttpPatch:
-    """Wraps the request entry points of the SDK's streamable HTTP and SSE server transports."""
+    """Wraps the request entry points of the SDK's streamable HTTP and SSE server transports, and what ends their
+    sessions."""
+
+    def __init__(self, flush: Callable[[], None]) -> None:
+        self._flush = flush
 
     def apply(self) -> None:
         for module, owner, method, wrapper in _TARGETS:
             wrap_function_wrapper(module, f"{owner}.{method}", wrapper)
+        for module, owner, method in _ENDINGS:
+            wrap_function_wrapper(module, f"{owner}.{method}", ending(self._flush))
 
     def remove(self) -> None:
-        for module, owner, method, _ in _TARGETS:
+        for module, owner, method, *_ in (*_TARGETS, *_ENDINGS):
             unwrap(getattr(importlib.import_module(module), owner), method)

@@ -1,12 +1,18 @@
-"""Whether anything records: with no SDK tracer or meter provider, given or global, only context is passed on."""
+"""The providers: whether anything records (with no SDK tracer or meter provider, given or global, only context is
+passed on), and flushing them when a server ends."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from time import monotonic
 
+import anyio
+from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter, NoOpMeter
 from opentelemetry.metrics._internal import _ProxyMeter
 from opentelemetry.trace import NoOpTracer, ProxyTracer, Tracer
+
+from opentelemetry_instrumentation_mcp._guard import guarded
 
 
 def _traces(tracer: Tracer) -> bool:
@@ -36,3 +42,30 @@ def recording(tracer: Tracer, meter: Meter) -> Callable[[], bool]:
         return configured
 
     return check
+
+
+FLUSH_SECONDS = 5.0
+"""How long a server's end may wait for its telemetry to be exported, all providers together."""
+
+
+def flusher(tracer_provider: object, meter_provider: object) -> Callable[[], None]:
+    """Flushes the tracer and meter providers in use (those given to `instrument()`, else the global ones)."""
+
+    def flush() -> None:
+        deadline = monotonic() + FLUSH_SECONDS
+        for provider in (
+            tracer_provider or trace.get_tracer_provider(),
+            meter_provider or metrics.get_meter_provider(),
+        ):
+            force_flush = getattr(provider, "force_flush", None)
+            remaining = int((deadline - monotonic()) * 1000)
+            if callable(force_flush) and remaining > 0:
+                force_flush(timeout_millis=remaining)
+
+    return flush
+
+
+async def flushed(flush: Callable[[], None]) -> None:
+    """Run `flush` in a worker thread (an exporter may block), to its end even while the caller is cancelled."""
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(guarded, "flushing the providers", flush, None)

@@ -32,6 +32,7 @@ from wrapt import wrap_function_wrapper
 from opentelemetry_instrumentation_mcp._console import warn_on_stdio
 from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Transport
+from opentelemetry_instrumentation_mcp._providers import flushed
 from opentelemetry_instrumentation_mcp._session import SessionState
 
 Attributes = dict[str, AttributeValue]
@@ -94,15 +95,21 @@ def _url_attributes(url: object) -> Attributes:
     return attributes
 
 
-class _ServingStdio:
-    """The SDK's `stdio_server()` context manager, whose body runs marked as served over a pipe."""
+class ServerEnding:
+    """One of the SDK's async context managers whose exit ends a server's sessions (`stdio_server()`, the streamable
+    HTTP session manager's `run()`, an SSE connection): the providers are flushed after it, so that a server stopped
+    right after (its client kills it, uvicorn re-raises SIGTERM) loses nothing. The body of `stdio_server()` runs
+    marked as served over a pipe."""
 
-    def __init__(self, manager: Any) -> None:
+    def __init__(self, manager: Any, flush: Callable[[], None], *, stdio: bool = False) -> None:
         self._manager = manager
+        self._flush = flush
+        self._stdio = stdio
         self._token: Token[bool] | None = None
 
     async def __aenter__(self) -> Any:
-        self._token = _serving_stdio.set(True)
+        if self._stdio:
+            self._token = _serving_stdio.set(True)
         return await self._manager.__aenter__()
 
     async def __aexit__(
@@ -114,11 +121,18 @@ class _ServingStdio:
             if self._token is not None:
                 with suppress(ValueError):  # exited in another context than it was entered in
                     _serving_stdio.reset(self._token)
+            await flushed(self._flush)
 
 
-def _stdio_server(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _ServingStdio:
-    guarded("checking the exporters", warn_on_stdio, None)
-    return _ServingStdio(wrapped(*args, **kwargs))
+def ending(flush: Callable[[], None], *, stdio: bool = False) -> Wrapper:
+    """A wrapper of a function returning one of the SDK's server context managers: see `ServerEnding`."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ServerEnding:
+        if stdio:
+            guarded("checking the exporters", warn_on_stdio, None)
+        return ServerEnding(wrapped(*args, **kwargs), flush, stdio=stdio)
+
+    return wrapper
 
 
 def _noting(transport: Callable[[tuple[Any, ...]], ClientTransport]) -> Wrapper:
@@ -155,7 +169,8 @@ _CLIENT_STEPS: tuple[tuple[str, str, Wrapper], ...] = (
 class TransportPatch:
     """Wraps `stdio_server` and the steps of the client transports."""
 
-    def __init__(self) -> None:
+    def __init__(self, flush: Callable[[], None]) -> None:
+        self._flush = flush
         self._wrapped: list[tuple[Any, str]] = []
 
     def apply(self) -> None:
@@ -164,7 +179,7 @@ class TransportPatch:
         for binder in (module_name, *_REEXPORTS):
             module = sys.modules.get(binder)
             if module is not None and getattr(module, name, None) is original:
-                wrap_function_wrapper(module, name, _stdio_server)
+                wrap_function_wrapper(module, name, ending(self._flush, stdio=True))
                 self._wrapped.append((module, name))
         for step_module, path, wrapper in _CLIENT_STEPS:
             module = importlib.import_module(step_module)

@@ -1,0 +1,104 @@
+"""Frameworks that trace MCP themselves step aside while we are instrumented, as the mcp 2.x SDK's own tracing
+does: one CLIENT and one SERVER span per message, ours.
+
+FastMCP 4 has a switch: its `telemetry_mode()`, read at every use, is reported as `propagation_only` where it
+would be `native` (FastMCP then makes no spans; `off` is left as it is). FastMCP 3 has none: the tracer its
+client and server telemetry modules look up per span makes no CLIENT or SERVER span there and leaves the current
+context alone (its INTERNAL spans, such as `delegate`, stay). FastMCP 2 makes no spans.
+
+The patches are applied when FastMCP is imported, before or after `instrument()`, and removed by `remove()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Tracer
+from wrapt import register_post_import_hook, wrap_function_wrapper
+
+from opentelemetry_instrumentation_mcp._guard import guarded
+
+_MCP_KINDS = (SpanKind.CLIENT, SpanKind.SERVER)
+
+
+class _WithoutMcpSpans(Tracer):
+    """A tracer that makes no CLIENT or SERVER span and attaches nothing in their place."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Span:
+        return self._tracer.start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        kind = kwargs.get("kind", args[2] if len(args) > 2 else SpanKind.INTERNAL)
+        if kind in _MCP_KINDS:
+            return _no_span()
+        return self._tracer.start_as_current_span(*args, **kwargs)
+
+
+@contextmanager
+def _no_span() -> Iterator[Span]:
+    yield INVALID_SPAN
+
+
+def _without_mcp_spans(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Tracer:
+    return _WithoutMcpSpans(wrapped(*args, **kwargs))
+
+
+def _propagation_only(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    mode = wrapped(*args, **kwargs)
+    return "propagation_only" if mode == "native" else mode
+
+
+def _fastmcp4(module: ModuleType) -> bool:
+    telemetry = getattr(module, "telemetry_mode", None)
+    return callable(telemetry)
+
+
+_TARGETS: tuple[tuple[str, str, Callable[[ModuleType], bool], Any], ...] = (
+    ("fastmcp.telemetry", "telemetry_mode", _fastmcp4, _propagation_only),
+    ("fastmcp.server.telemetry", "telemetry_mode", _fastmcp4, _propagation_only),
+    ("fastmcp.client.telemetry", "get_tracer", lambda module: not _fastmcp4_installed(), _without_mcp_spans),
+    ("fastmcp.server.telemetry", "get_tracer", lambda module: not _fastmcp4(module), _without_mcp_spans),
+)
+"""(module, function, whether this FastMCP needs the patch, wrapper)."""
+
+
+def _fastmcp4_installed() -> bool:
+    import fastmcp.telemetry  # noqa: PLC0415 - imported by the client module being patched
+
+    return _fastmcp4(fastmcp.telemetry)
+
+
+class FrameworkPatch:
+    """Makes FastMCP's own MCP spans step aside, from its import (or now, if imported) until `remove()`."""
+
+    def __init__(self) -> None:
+        self._active = False
+        self._wrapped: list[tuple[ModuleType, str]] = []
+
+    def apply(self) -> None:
+        self._active = True
+        for module_name in dict.fromkeys(module for module, _, _, _ in _TARGETS):
+            register_post_import_hook(self._imported, module_name)
+
+    def _imported(self, module: ModuleType) -> None:
+        if self._active:
+            guarded("quieting FastMCP's own spans", lambda: self._patch(module), None)
+
+    def _patch(self, module: ModuleType) -> None:
+        for module_name, name, needed, wrapper in _TARGETS:
+            if module_name == module.__name__ and hasattr(module, name) and needed(module):
+                wrap_function_wrapper(module, name, wrapper)
+                self._wrapped.append((module, name))
+
+    def remove(self) -> None:
+        self._active = False
+        for module, name in self._wrapped:
+            unwrap(module, name)
+        self._wrapped = []
