@@ -230,19 +230,19 @@ def http_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     return [span for span in exporter.get_finished_spans() if span.kind is SpanKind.SERVER]
 
 
-def test_http_headers_of_initialize_are_the_session_context(instrumented: InMemorySpanExporter) -> None:
+def test_http_headers_of_each_request_then_of_initialize(instrumented: InMemorySpanExporter) -> None:
     session, header, own = Parent(), Parent(), Parent()
     with serving(streamable_http_app(reference_app(), stateless=False, json_response=True)) as url:
         peer = StreamableHttpPeer(url)
         peer.initialize(traceparent=session.traceparent)
         peer.request("tools/call", ADD)
-        peer.request("tools/call", ADD, traceparent=header.traceparent)  # the session's context comes first
+        peer.request("tools/call", ADD, traceparent=header.traceparent)  # a later turn's request: its own context
         peer.request("tools/call", {**ADD, "_meta": own.meta()}, traceparent=header.traceparent)
         session_id = peer.session_id
         peer.close()
     spans = ours(instrumented)
     calls = named(spans, "tools/call add")
-    assert [parent_of(span) for span in calls] == [ids(session), ids(session), ids(own)]
+    assert [parent_of(span) for span in calls] == [ids(session), ids(header), ids(own)]
     assert [links(span) for span in calls] == [[], [], [ids(header)]]
     assert parent_of(named(spans, "initialize")[0]) == ids(session)
     assert {dict(span.attributes or {}).get("mcp.session.id") for span in spans} == {session_id}
@@ -283,6 +283,23 @@ def test_http_server_span_of_an_asgi_instrumentation(instrumented: InMemorySpanE
     [(link_trace, link_span)] = links(second)
     assert by_id[int(link_span, 16)].name.startswith("POST")
     assert link_trace == header.trace_id
+
+
+def test_a_request_without_context_under_an_asgi_span_keeps_the_sessions(instrumented: InMemorySpanExporter) -> None:
+    session = Parent()
+    asgi = OpenTelemetryMiddleware(streamable_http_app(reference_app(), stateless=False, json_response=True))
+    with serving(asgi) as url:
+        peer = StreamableHttpPeer(url)
+        peer.initialize(traceparent=session.traceparent)
+        peer.request("tools/call", ADD)  # no header: the ASGI span starts a new trace
+        peer.close()
+    [call] = named(ours(instrumented), "tools/call add")
+    assert parent_of(call) == ids(session)
+    [(link_trace, link_span)] = links(call)
+    post = {span.context.span_id: span for span in http_spans(instrumented)}[int(link_span, 16)]
+    assert post.name.startswith("POST")
+    assert post.parent is None
+    assert link_trace == format(post.context.trace_id, "032x")
 
 
 @pytest.mark.skipif(MCP1, reason="mcp 1.x serves only the initialize era")

@@ -110,13 +110,19 @@ def _link(context: Context) -> Link:
     return Link(trace.get_current_span(context).get_span_context())
 
 
+def _trace_id(context: Context) -> int:
+    return trace.get_current_span(context).get_span_context().trace_id
+
+
 def server_parent(message: Message, ambient: Context, policy: IncomingContext) -> tuple[Context, Sequence[Link]]:
     """The parent and links of a server span, by the precedence of sources.
 
-    1. the message's own `_meta` context (a transport-level context becomes a link);
-    2. the context the client sent when the session was set up;
-    3. the transport-level context: the HTTP server span, else the HTTP request's headers;
-    4. the ambient context, or a new root.
+    1. the message's own `_meta` context, the transport's context (the HTTP server span, else the HTTP request's
+       headers) a link;
+    2. the context the HTTP request that carried the message sent in its headers: the freshest word on who is
+       calling; the HTTP server span of an ASGI instrumentation is the parent where it continues that context;
+    3. the context the client sent when the session was set up (an HTTP server span of a new trace is a link);
+    4. an HTTP server span of a new trace, else the ambient context, or a new root.
 
     A session's context is remembered from its `initialize` request here.
     """
@@ -124,15 +130,19 @@ def server_parent(message: Message, ambient: Context, policy: IncomingContext) -
         return Context(), ()
     own = extract(message.meta, ambient)
     session = message.session
+    transport = message.transport
     if message.method == "initialize" and session is not None:
-        session.context = own or message.transport.sent_context
-    transport = message.transport.context
+        session.context = own or transport.sent_context
+    http, header = transport.context, transport.sent_context
+    links: list[Link] = []
     if own is not None:
-        chosen, links = own, [_link(transport)] if transport is not None else []
+        chosen, links = own, [_link(http)] if http is not None else []
+    elif header is not None:
+        chosen = http if http is not None and _trace_id(http) == _trace_id(header) else header
     elif session is not None and session.context is not None:
-        chosen, links = session.context, []
-    elif transport is not None:
-        chosen, links = transport, []
+        chosen, links = session.context, [_link(http)] if http is not None else []
+    elif http is not None:
+        chosen = http
     else:
         return ambient, ()
     if policy is IncomingContext.LINK:
