@@ -255,7 +255,9 @@ class Wire:
             payload = from_session_message(message)
             self.sent.append(payload)
             if "id" in payload and "method" in payload:
-                await write.send(to_session_message({"jsonrpc": "2.0", "id": payload["id"], "result": _answer(payload)}))
+                await write.send(
+                    to_session_message({"jsonrpc": "2.0", "id": payload["id"], "result": _answer(payload)})
+                )
 
 
 def _answer(request: dict[str, Any]) -> dict[str, Any]:

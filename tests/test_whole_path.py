@@ -24,8 +24,16 @@ from opentelemetry_instrumentation_mcp import McpInstrumentor
 from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver, ReceivedSpan
 from tests.apps import reference_app
 from tests.conftest import _PROVIDER, child_of, one, ours
-from tests.http_peers import free_port
-from tests.mcp_compat import connected, instrumented_command, read_timeout, stdio_parameters
+from tests.http_peers import free_port, serving
+from tests.mcp_compat import (
+    MCP1,
+    connected,
+    instrumented_command,
+    read_timeout,
+    sse_app,
+    stdio_parameters,
+    streamable_http_app,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MINE = "opentelemetry_instrumentation_mcp"
@@ -239,3 +247,35 @@ async def test_broken_transport_records_the_exception_class(instrumented: InMemo
     assert attributes["network.transport"] == "pipe"
     assert "rpc.response.status_code" not in attributes
     assert span.status.status_code.name == "ERROR"
+
+
+@pytest.fixture
+def sdk_http_client(instrumented: InMemorySpanExporter) -> Iterator[None]:
+    """The instrumentation of the HTTP client the SDK's own client transports use: httpx on 1.x, httpx2 on 2.x."""
+    module, name = HTTP_LIBRARIES["httpx" if MCP1 else "httpx2"]
+    instrumentor = getattr(importlib.import_module(module), name)()
+    instrumentor.instrument(tracer_provider=_PROVIDER)
+    yield
+    instrumentor.uninstrument()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_the_http_request_carrying_a_message_runs_under_its_client_span(
+    instrumented: InMemorySpanExporter, sdk_http_client: None, transport: str
+) -> None:
+    app = (
+        sse_app(reference_app())
+        if transport == "sse"
+        else streamable_http_app(reference_app(), stateless=False, json_response=True)
+    )
+    with serving(app) as url:
+        async with connected(transport, f"{url}/sse" if transport == "sse" else f"{url}/mcp") as session:
+            # the session was opened outside the agent's turn, as agents do: the turn's calls come later
+            with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn"):
+                await session.call_tool("add", {"a": 1, "b": 2})
+    spans = instrumented.get_finished_spans()
+    call = one(ours(instrumented), "tools/call add", SpanKind.CLIENT)
+    posts = [span for span in spans if span.kind is SpanKind.CLIENT and span.name.startswith("POST")]
+    assert [post.name for post in posts if child_of(post, call)] == ["POST"]
+    assert child_of(one(ours(instrumented), "tools/call add", SpanKind.SERVER), call)

@@ -12,6 +12,7 @@ The outcome of a request is what the SDK responds with, seen by wrapping `Reques
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from mcp.shared.exceptions import McpError
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.session import BaseSession, RequestResponder
 from opentelemetry import context as context_api
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import unwrap
 from pydantic import RootModel
 from wrapt import ObjectProxy, wrap_function_wrapper
@@ -33,7 +35,7 @@ from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Message, Transport
 from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
-from opentelemetry_instrumentation_mcp._propagation import with_carrier
+from opentelemetry_instrumentation_mcp._propagation import extract, with_carrier
 from opentelemetry_instrumentation_mcp._session import session_state
 from opentelemetry_instrumentation_mcp._transport import (
     client_transport,
@@ -231,6 +233,47 @@ def _note_client(session: ClientSession) -> None:
     session_state(session).client = take_client_transport()
 
 
+def _meta_context(params: object) -> Context | None:
+    """The context a message's dumped `params._meta` carries: what its CLIENT span injected."""
+    return extract(params.get("_meta") if isinstance(params, Mapping) else None, Context())
+
+
+def _posted_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+    """`StreamableHTTPTransport._handle_post_request(ctx)`: the params of the message it posts."""
+    return getattr(_first(args, kwargs, "ctx").session_message.message.root, "params", None)
+
+
+def _sse_posted_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+    """`request_within_origin(client, "POST", url, json=...)` of the SSE client: the params of the message it posts."""
+    body = kwargs.get("json")
+    return body.get("params") if isinstance(body, Mapping) else None
+
+
+def _in_message_context(params_of: Callable[[tuple[Any, ...], dict[str, Any]], object]) -> Any:
+    """A wrapper of a client transport's step that posts one message (in the task of the transport, opened once
+    for the session): the step runs in the context the message carries, so that an instrumented HTTP client's
+    span nests under the message's CLIENT span, and its headers agree with `_meta`."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        context = guarded("reading a message's context", lambda: _meta_context(params_of(args, kwargs)), None)
+        if context is None:
+            return await wrapped(*args, **kwargs)
+        token = context_api.attach(context)
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            context_api.detach(token)
+
+    return wrapper
+
+
+_POSTS = (
+    ("mcp.client.streamable_http", "StreamableHTTPTransport", "_handle_post_request", _posted_params),
+    ("mcp.client.sse", None, "request_within_origin", _sse_posted_params),
+)
+"""The client transports' steps that post a message; a release that lacks one posts from elsewhere (untraced)."""
+
+
 def _first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
     return args[0] if args else kwargs[name]
 
@@ -262,8 +305,15 @@ class Patches:
 
     def __init__(self, telemetry: Telemetry) -> None:
         self._telemetry = telemetry
+        self._posts: list[tuple[Any, str]] = []
 
     def apply(self) -> None:
+        for module_name, owner_name, name, params_of in _POSTS:
+            module = importlib.import_module(module_name)
+            owner = getattr(module, owner_name) if owner_name else module
+            if hasattr(owner, name):
+                wrap_function_wrapper(owner, name, _in_message_context(params_of))
+                self._posts.append((owner, name))
         wrap_function_wrapper("mcp.server.lowlevel.server", "Server._handle_message", self._handle_message)
         wrap_function_wrapper("mcp.server.session", "ServerSession._received_request", self._server_received)
         wrap_function_wrapper("mcp.client.session", "ClientSession.__init__", _client_created)
@@ -277,6 +327,9 @@ class Patches:
         wrap_function_wrapper("mcp.shared.session", "BaseSession.__aexit__", exited)
 
     def remove(self) -> None:
+        for owner, name in self._posts:
+            unwrap(owner, name)
+        self._posts = []
         unwrap(Server, "_handle_message")
         unwrap(ServerSession, "_received_request")
         unwrap(ClientSession, "__init__")

@@ -46,7 +46,10 @@ def mcp_spans(spans: Iterable[Seen], method: str, kind: SpanKind, target: str | 
     for span in spans:
         if span.kind is not kind or span.attributes.get("mcp.method.name") != method:
             continue
-        if target is None or target in (span.attributes.get("gen_ai.tool.name"), span.attributes.get("gen_ai.prompt.name")):
+        if target is None or target in (
+            span.attributes.get("gen_ai.tool.name"),
+            span.attributes.get("gen_ai.prompt.name"),
+        ):
             found.append(span)
     return found
 
