@@ -21,13 +21,14 @@ from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     PeriodicExportingMetricReader,
 )
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
 from tests.apps import reference_app
-from tests.conftest import _PROVIDER, ours
+from tests.conftest import _PROVIDER, one, ours
 from tests.http_peers import serving
 from tests.mcp_compat import MCP1, connected, jsonrpc, raw_peer, sse_app, stdio_parameters, streamable_http_app
 
@@ -120,6 +121,22 @@ async def test_a_cancelled_request(instrumented: InMemorySpanExporter) -> None:
     assert await cancel_a_sleep() == plain
     [span] = [span for span in ours(instrumented) if span.name == "tools/call sleep"]
     assert span.end_time is not None
+    assert_cancelled(span)
+
+
+def assert_cancelled(span: ReadableSpan) -> None:
+    """Cancelled, and said so: not an error, and nothing of the exception (a task's repr) on the span."""
+    assert span.status.status_code is StatusCode.UNSET
+    assert "error.type" not in (span.attributes or {})
+    assert [event.name for event in span.events] == ["cancelled"]
+
+
+async def test_a_call_its_caller_cancels(instrumented: InMemorySpanExporter) -> None:
+    async with connected("memory", reference_app()) as session:
+        with anyio.move_on_after(0.3):
+            await session.call_tool("sleep", {"seconds": 1})
+        await session.send_ping()  # the session goes on
+    assert_cancelled(one(ours(instrumented), "tools/call sleep", SpanKind.CLIENT))
 
 
 async def test_instrumenting_while_sessions_run(exporter: InMemorySpanExporter) -> None:

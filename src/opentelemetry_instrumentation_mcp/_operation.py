@@ -13,6 +13,7 @@ from timeit import default_timer
 from types import TracebackType
 from typing import Any
 
+import anyio
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -50,6 +51,8 @@ from opentelemetry_instrumentation_mcp._transport import Attributes
 CALLER_FAULT_CODES = frozenset({-32700, -32600, -32601, -32602, -32002})
 """JSON-RPC codes that are the caller's fault: not an error on the server's span."""
 TOOL_ERROR = "tool_error"
+CANCELLED = "cancelled"
+"""The event on the span of a cancelled operation."""
 _EXECUTE_TOOL = GenAiOperationNameValues.EXECUTE_TOOL.value
 _RESOURCE_METHODS = frozenset(
     {"resources/read", "resources/subscribe", "resources/unsubscribe", "notifications/resources/updated"}
@@ -147,8 +150,18 @@ class Operation:
         if self.span.is_recording():
             self.span.set_status(StatusCode.ERROR, description)
 
+    def cancelled(self) -> None:
+        """The operation was cancelled (by the client, the caller, or the connection's end): not a failure of the
+        peer, as gRPC's CANCELLED is not; the span gets a `cancelled` event and no error."""
+        if self.span.is_recording():
+            self.span.add_event(CANCELLED)
+
     def exception(self, exc: BaseException, error_code: ErrorCode) -> None:
-        """The SDK raised `exc` out of the operation: a JSON-RPC error, or a failure of the exception's class."""
+        """The SDK raised `exc` out of the operation: a cancellation, a JSON-RPC error, or a failure of the
+        exception's class."""
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            self.cancelled()
+            return
         answered = error_code(exc)
         if answered is not None:
             self.error_response(*answered)

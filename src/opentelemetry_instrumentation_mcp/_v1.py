@@ -413,6 +413,9 @@ class Patches:
                 return await wrapped(*args, **kwargs)
             finally:
                 _responding.reset(token)
+                # the SDK answers a client's cancellation itself, and the handling returns normally
+                if guarded("reading a cancellation", lambda: responder.cancelled is True, False):
+                    operation.cancelled()
 
     async def _send_request(
         self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
