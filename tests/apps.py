@@ -78,6 +78,12 @@ def reference_app() -> Any:  # noqa: PLR0915 - the one catalogue of tools every 
         return "touched"
 
     @app.tool()
+    async def announce(ctx: Context) -> str:  # type: ignore[type-arg]
+        """Log a message to the client: a notification in the request's own exchange."""
+        await ctx.info("announcing")
+        return "announced"
+
+    @app.tool()
     async def sleep(seconds: float) -> str:
         """Take a while."""
         await anyio.sleep(seconds)

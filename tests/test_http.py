@@ -10,9 +10,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.apps import reference_app
-from tests.conftest import ours
+from tests.conftest import child_of, one, ours
 from tests.http_peers import SsePeer, StreamableHttpPeer, serving
-from tests.mcp_compat import HANDSHAKE_VERSION, MCP1, sse_app, streamable_http_app
+from tests.mcp_compat import HANDSHAKE_VERSION, MCP1, connected, sse_app, streamable_http_app
 from tests.test_server_spans import PARENT_ID, TRACE_ID, TRACEPARENT
 
 
@@ -132,3 +132,30 @@ def test_http_answers_are_the_same_uninstrumented(exporter: InMemorySpanExporter
         assert converse() == plain
     finally:
         McpInstrumentor().uninstrument()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
+async def test_a_tools_notification_is_traced_on_every_dispatch(
+    instrumented: InMemorySpanExporter, stateless: bool
+) -> None:
+    logged: list[Any] = []
+
+    async def log(params: Any) -> None:
+        logged.append(params)
+
+    app = streamable_http_app(reference_app(), stateless=stateless, json_response=False)
+    with serving(app) as url:
+        async with connected("http", f"{url}/mcp", logging_callback=log) as session:
+            await session.call_tool("announce", {})
+    assert len(logged) == 1
+    spans = ours(instrumented)
+    tool = one(spans, "tools/call announce", SpanKind.SERVER)
+    sent = one(spans, "notifications/message", SpanKind.CLIENT)
+    assert child_of(sent, tool)
+    assert child_of(one(spans, "notifications/message", SpanKind.SERVER), sent)
+    tool_attributes, sent_attributes = dict(tool.attributes or {}), dict(sent.attributes or {})
+    for key in ("mcp.session.id", "mcp.protocol.version", "network.transport", "network.protocol.name"):
+        assert sent_attributes.get(key) == tool_attributes.get(key), key
+    assert sent_attributes["network.transport"] == "tcp"
+    assert ("mcp.session.id" in sent_attributes) is not stateless

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.apps import reference_app
-from tests.conftest import ours
+from tests.conftest import child_of, one, ours
 from tests.http_peers import StreamableHttpPeer, serving
 from tests.mcp_compat import MCP1, MODERN_VERSION, lowlevel, raw_peer, streamable_http_app
 from tests.test_server_spans import PARENT_ID, TRACE_ID, TRACEPARENT
@@ -101,3 +101,22 @@ async def test_server_middleware_keeps_running_inside_the_one_span(instrumented:
     rejected = server_spans[2]
     assert dict(rejected.attributes or {})["rpc.response.status_code"] == "-32602"
     assert rejected.status.status_code is StatusCode.UNSET
+
+
+def test_a_tools_notification_in_a_modern_exchange(instrumented: InMemorySpanExporter) -> None:
+    asgi = streamable_http_app(reference_app(), stateless=False, json_response=False)
+    with serving(asgi) as url:
+        peer = StreamableHttpPeer(url, {"mcp-protocol-version": MODERN_VERSION})
+        params = {
+            "name": "announce",
+            "arguments": {},
+            "_meta": envelope(**{"io.modelcontextprotocol/logLevel": "info"}),
+        }
+        answer = peer.request("tools/call", params, **{"mcp-method": "tools/call", "mcp-name": "announce"})
+        assert answer["result"]["isError"] is False
+    spans = ours(instrumented)
+    tool = one(spans, "tools/call announce", SpanKind.SERVER)
+    sent = one(spans, "notifications/message", SpanKind.CLIENT)
+    assert child_of(sent, tool)
+    attributes = dict(sent.attributes or {})
+    assert (attributes["mcp.protocol.version"], attributes["network.transport"]) == (MODERN_VERSION, "tcp")

@@ -276,7 +276,7 @@ class Telemetry:
             return
         seconds, state.started = default_timer() - state.started, None
         stateless = network.get(NETWORK_TRANSPORT) == NetworkTransportValues.TCP.value and not state.session_id
-        if server and (stateless or not state.protocol_version):
+        if server and (stateless or not state.initialized):
             return
         attributes: Attributes = dict(network)
         if state.protocol_version:

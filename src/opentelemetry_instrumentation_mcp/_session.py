@@ -23,6 +23,8 @@ class SessionState:
     """Facts of one session learned from earlier messages."""
 
     protocol_version: str | None = None
+    initialized: bool = False
+    """Whether an `initialize` was answered: only then is a server's connection a session (for its metric)."""
     context: Context | None = None
     """The trace context the client sent with `initialize`: the parent of messages that carry none."""
     session_id: str | None = None
@@ -41,3 +43,8 @@ def session_state(session: object) -> SessionState:
         state = SessionState()
         setattr(session, _ATTRIBUTE, state)
     return state
+
+
+def share_state(owner: object, state: SessionState) -> None:
+    """Make `owner` (a dispatcher, a dispatch context) hold `state`: what it sends belongs to that session."""
+    setattr(owner, _ATTRIBUTE, state)

@@ -127,6 +127,9 @@ def _describe_request(responder: Responder, session: Session) -> Message:
     request = responder.request.root
     params = _field(request, "params")
     http = _http_request(responder.message_metadata)
+    state = session_state(session)
+    version = None if request.method == "initialize" else _protocol_version(session, http)
+    state.protocol_version = state.protocol_version or version  # for what the server sends on this session
     return Message(
         request.method,
         request_id=responder.request_id,
@@ -135,9 +138,9 @@ def _describe_request(responder: Responder, session: Session) -> Message:
         uri=_field(params, "uri"),
         arguments=_field(params, "arguments"),
         params=params,
-        protocol_version=None if request.method == "initialize" else _protocol_version(session, http),
+        protocol_version=version,
         transport=_request_transport(session, http),
-        session=session_state(session),
+        session=state,
     )
 
 
@@ -168,7 +171,8 @@ def _record_result(operation: Operation, session: Session, result: object) -> No
     operation.result(result)
     if isinstance(result, types.InitializeResult):
         version = str(result.protocolVersion)
-        session_state(session).protocol_version = version
+        state = session_state(session)
+        state.protocol_version, state.initialized = version, True
         operation.set_protocol_version(version)
     elif isinstance(result, types.CallToolResult) and result.isError:
         operation.tool_error()

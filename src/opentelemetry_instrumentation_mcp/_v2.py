@@ -23,7 +23,8 @@ from typing import Any
 from mcp.client.session import ClientSession
 from mcp.server.connection import Connection
 from mcp.server.runner import ServerRunner
-from mcp.shared.direct_dispatcher import DirectDispatcher
+from mcp.server._streamable_http_modern import _SingleExchangeDispatchContext
+from mcp.shared.direct_dispatcher import DirectDispatcher, _DirectDispatchContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher, handler_exception_to_error_data
 from mcp_types import CONNECTION_CLOSED, PROTOCOL_VERSION_META_KEY, REQUEST_TIMEOUT
@@ -37,7 +38,7 @@ from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import Message, Transport
 from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
 from opentelemetry_instrumentation_mcp._propagation import with_carrier
-from opentelemetry_instrumentation_mcp._session import SessionState, session_state
+from opentelemetry_instrumentation_mcp._session import SessionState, session_state, share_state
 from opentelemetry_instrumentation_mcp._transport import (
     client_transport,
     network_attributes,
@@ -50,6 +51,18 @@ _DISPATCHER_MODULE = "mcp.shared.jsonrpc_dispatcher"
 _MODERN_HTTP_MODULE = "mcp.server._streamable_http_modern"
 _SELF_QUERY = "_tool_input_schema"
 """The modern HTTP entry's own `tools/list` walk (to validate `Mcp-Param-*` headers): not an inbound message."""
+_SENDING_CONTEXTS = (_SingleExchangeDispatchContext, _DirectDispatchContext)
+"""Dispatch contexts that send a handler's messages themselves, not through a dispatcher's `notify` /
+`send_raw_request`: the single-exchange HTTP dispatch (stateless, and the 2026-07-28 era) and in-process dispatch."""
+_SENDS = (
+    *(
+        (sender, method)
+        for sender in (JSONRPCDispatcher, DirectDispatcher, _DirectDispatchContext)
+        for method in ("send_raw_request", "notify")
+    ),
+    (_SingleExchangeDispatchContext, "notify"),  # it has no back channel: its requests are refused unsent
+)
+"""Every way out of a message: the dispatchers' sends, and those of the dispatch contexts that send themselves."""
 _LOCAL_FAILURES = frozenset({REQUEST_TIMEOUT, CONNECTION_CLOSED})
 """Codes of the errors the SDK raises itself: a request timed out, the connection closed."""
 
@@ -83,9 +96,11 @@ def _inbound(
     request = getattr(dctx.message_metadata, "request_context", None)
     # messages run in the context of the task that received them: on HTTP, the request's
     transport = http_transport(request, context_api.get_current()) if request is not None else otherwise
-    if request is not None:  # what the session's duration metric will tell
+    if request is not None:  # what the session's duration metric, and what the server sends, will tell
         state.network = network_attributes(transport.attributes)
         state.session_id = transport.session_id or state.session_id
+    if method != "initialize":
+        state.protocol_version = state.protocol_version or version
     return Message(
         method,
         request_id=dctx.request_id,
@@ -103,7 +118,6 @@ def _inbound(
 
 def _outbound(method: str, params: object, request_id: object, state: SessionState) -> Message:
     fields = _fields(params)
-    client = client_transport(state)
     return Message(
         method,
         request_id=request_id,
@@ -113,9 +127,15 @@ def _outbound(method: str, params: object, request_id: object, state: SessionSta
         meta=fields.get("_meta"),
         params=params,
         protocol_version=_envelope_version(fields) or state.protocol_version,
-        transport=client if client.attributes else stdio_transport(),
+        transport=client_transport(state) if state.client is not None else _server_transport(state),
         session=state,
     )
+
+
+def _server_transport(state: SessionState) -> Transport:
+    """The transport of what a server sends on a session: the one its messages arrived on."""
+    stdio = stdio_transport()
+    return stdio if stdio.attributes else Transport(state.network, session_id=state.session_id)
 
 
 def _record_result(operation: Operation, method: str, result: object, state: SessionState) -> None:
@@ -125,7 +145,7 @@ def _record_result(operation: Operation, method: str, result: object, state: Ses
     if method == "initialize":
         version = fields.get("protocolVersion")
         if isinstance(version, str):
-            state.protocol_version = version
+            state.protocol_version, state.initialized = version, True
             operation.set_protocol_version(version)
     elif method == "tools/call" and fields.get("isError") is True:
         operation.tool_error()
@@ -162,6 +182,25 @@ def _note_client(session: ClientSession) -> None:
     opened = take_client_transport()
     session_state(session).client = opened
     session_state(session._dispatcher).client = opened  # the SDK's own dispatcher sends the session's messages
+
+
+def _dispatcher_runs(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`JSONRPCDispatcher.run(on_request, ...)`: a dispatcher that serves a connection (whatever the driver) sends
+    on that connection's session."""
+    guarded(
+        "noting a dispatcher's session", lambda: _note_dispatcher(instance, _first(args, kwargs, "on_request")), None
+    )
+    return wrapped(*args, **kwargs)
+
+
+def _first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
+    return args[0] if args else kwargs.get(name)
+
+
+def _note_dispatcher(dispatcher: object, on_request: object) -> None:
+    runner = getattr(on_request, "__self__", None)
+    if isinstance(runner, ServerRunner):
+        share_state(dispatcher, session_state(runner.connection))
 
 
 def _mute_sdk_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
@@ -212,14 +251,15 @@ class Patches:
         wrap_function_wrapper("mcp.client.session", "ClientSession.__aenter__", entered)
         wrap_function_wrapper("mcp.client.session", "ClientSession.__aexit__", exited)
         wrap_function_wrapper("mcp.server.connection", "Connection.for_loop", self._connection_opened)
+        wrap_function_wrapper(JSONRPCDispatcher, "run", _dispatcher_runs)
         wrap_function_wrapper("mcp.server.runner", "aclose_shielded", self._connection_closed)
         for method in ("_on_request", "_on_notify"):
             wrap_function_wrapper("mcp.server.runner", f"ServerRunner.{method}", self._server_receive)
             wrap_function_wrapper("mcp.client.session", f"ClientSession.{method}", self._client_receive)
-        for dispatcher in ("JSONRPCDispatcher", "DirectDispatcher"):
-            module = _DISPATCHER_MODULE if dispatcher == "JSONRPCDispatcher" else "mcp.shared.direct_dispatcher"
-            wrap_function_wrapper(module, f"{dispatcher}.send_raw_request", self._send_request)
-            wrap_function_wrapper(module, f"{dispatcher}.notify", self._send_notification)
+        for sender, method in _SENDS:
+            wrap_function_wrapper(
+                sender, method, self._send_request if method == "send_raw_request" else self._send_notification
+            )
         for module, name, wrapper in _MODULE_FUNCTIONS:
             wrap_function_wrapper(module, name, wrapper)
 
@@ -230,12 +270,12 @@ class Patches:
         unwrap(ClientSession, "__aenter__")
         unwrap(ClientSession, "__aexit__")
         unwrap(Connection, "for_loop")
+        unwrap(JSONRPCDispatcher, "run")
         unwrap(importlib.import_module("mcp.server.runner"), "aclose_shielded")
         unwrap(ClientSession, "_on_request")
         unwrap(ClientSession, "_on_notify")
-        for dispatcher in (JSONRPCDispatcher, DirectDispatcher):
-            unwrap(dispatcher, "send_raw_request")
-            unwrap(dispatcher, "notify")
+        for sender, method in _SENDS:
+            unwrap(sender, method)
         for module, name, _ in _MODULE_FUNCTIONS:
             owner, _, attribute = name.rpartition(".")
             target = importlib.import_module(module)
@@ -284,6 +324,8 @@ class Patches:
         if bound is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         dctx, method, params, state = bound
+        if type(dctx) in _SENDING_CONTEXTS:  # it sends the handler's notifications and requests itself
+            share_state(dctx, state)
         describe = lambda: _inbound(method, dctx, params, version=version(), state=state, otherwise=otherwise())  # noqa: E731
         with Active.handling(self._telemetry, method, describe, _received_error_code) as operation:
             result = await wrapped(*args, **kwargs)

@@ -1,0 +1,51 @@
+"""pydantic-ai (its MCP client is FastMCP 4) with its `TestModel`, no LLM: the agent's own tool span, then our
+CLIENT span under it, then the server's SERVER span under ours."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("pydantic_ai")
+
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from pydantic_ai import Agent  # noqa: E402
+from pydantic_ai.mcp import MCPToolset  # noqa: E402
+from pydantic_ai.models.test import TestModel  # noqa: E402
+
+from opentelemetry_instrumentation_mcp import McpInstrumentor  # noqa: E402
+from tests.conftest import _PROVIDER  # noqa: E402
+from tests.stacks.fastmcp_server import stack_server  # noqa: E402
+from tests.stacks.spans import one_pair, seen  # noqa: E402
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def agent_spans() -> Iterator[None]:
+    Agent.instrument_all(True)
+    yield
+    Agent.instrument_all(False)
+
+
+async def run_agent() -> str:
+    agent = Agent(TestModel(call_tools=["add"]), toolsets=[MCPToolset(stack_server())])
+    result = await agent.run("add two numbers")
+    return str(result.output)
+
+
+async def test_an_agents_tool_call(exporter: InMemorySpanExporter, agent_spans: None) -> None:
+    untraced = await run_agent()
+    exporter.clear()
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument(tracer_provider=_PROVIDER)
+    try:
+        assert await run_agent() == untraced
+    finally:
+        instrumentor.uninstrument()
+    spans = seen(exporter.get_finished_spans())
+    client, _ = one_pair(spans, "tools/call", "add")
+    [execute] = [span for span in spans if span.name == "execute_tool add"]
+    assert client.parent_id == execute.span_id
+    one_pair(spans, "tools/list")
