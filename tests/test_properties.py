@@ -4,6 +4,7 @@ code raise, and give each span exactly the parent the precedence rules say."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import anyio
@@ -16,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests.apps import reference_app
 from tests.conftest import ours
 from tests.http_peers import StreamableHttpPeer, serving
-from tests.mcp_compat import MCP1, raw_peer, streamable_http_app
+from tests.mcp_compat import MCP1, call_tool_with_meta, raw_peer, streamable_http_app, wire_client
 from tests.test_continuity import ADD, Parent, ids, links, parent_of
 
 SESSION = Parent()
@@ -147,3 +148,80 @@ def test_headers_and_meta_over_http(
 def ids_of(traceparent: str) -> tuple[str, str]:
     _, trace_id, span_id, _ = traceparent.split("-")
     return trace_id, span_id
+
+
+PROPAGATED = ("traceparent", "tracestate", "baggage")
+caller_metas = st.one_of(
+    st.dictionaries(meta_keys, meta_values, max_size=4), st.dictionaries(st.text(max_size=12), json_values, max_size=3)
+)
+
+
+async def send_with(meta: dict[str, Any], in_turn: bool) -> tuple[dict[str, Any], str | None]:
+    """What a client session sends for a `tools/call` given `meta`, and the agent turn's span id if there is one."""
+    from tests.conftest import _PROVIDER
+
+    async with wire_client() as (session, wire):
+        if not in_turn:
+            await call_tool_with_meta(session, "add", {"a": 1}, meta)
+            return wire.last("tools/call")["params"].get("_meta", {}), None
+        with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn") as turn:
+            await call_tool_with_meta(session, "add", {"a": 1}, meta)
+        return wire.last("tools/call")["params"].get("_meta", {}), f"{turn.get_span_context().span_id:016x}"
+
+
+@given(meta=caller_metas, in_turn=st.booleans())
+def test_injection_carries_our_client_span(
+    module_instrumented: InMemorySpanExporter, meta: dict[str, Any], in_turn: bool
+) -> None:
+    with suppress_instrumentation():
+        plain, _ = anyio.run(send_with, meta, in_turn)
+    module_instrumented.clear()
+    sent, turn = anyio.run(send_with, meta, in_turn)
+    # every key of the caller's but those the propagators write goes as the SDK alone sends it
+    assert {key: value for key, value in sent.items() if key not in PROPAGATED} == {
+        key: value for key, value in plain.items() if key not in PROPAGATED
+    }
+    _, trace_id, span_id, _ = sent["traceparent"].split("-")
+    calls = [span for span in ours(module_instrumented) if span.name == "tools/call add"]
+    hand = None if in_turn else expected_parent(meta)  # a hand-propagated context counts when no span is current
+    if hand == "unsampled":  # continued, but not recorded
+        assert calls == []
+        assert trace_id == meta["traceparent"].split("-")[1]
+        return
+    [call] = calls
+    assert (trace_id, span_id) == (f"{call.context.trace_id:032x}", f"{call.context.span_id:016x}")
+    if in_turn:
+        assert call.parent is not None
+        assert f"{call.parent.span_id:016x}" == turn
+    elif hand == ids(SESSION):  # no valid context of its own: a new trace
+        assert call.parent is None
+    else:
+        assert parent_of(call) == hand
+
+
+@pytest.mark.skipif(MCP1, reason="mcp 1.x's models hold only objects in params and _meta")
+@given(
+    params=st.none() | json_values | st.dictionaries(st.sampled_from(["_meta", "name", "x"]), json_values, max_size=3)
+)
+def test_params_and_meta_that_are_not_objects_are_sent_as_written(
+    module_instrumented: InMemorySpanExporter, params: Any
+) -> None:
+    async def sent(traced: bool) -> Any:
+        async with wire_client() as (session, wire):
+            with suppress_instrumentation() if not traced else nullcontext():
+                try:
+                    await session._dispatcher.notify("notifications/x", params)
+                except Exception as refused:  # noqa: BLE001 - compared, not handled
+                    return type(refused).__name__
+            await session.send_ping()  # the notification has been written by now
+            return wire.last("notifications/x").get("params", "absent")
+
+    plain, traced = anyio.run(sent, False), anyio.run(sent, True)
+    meta = params.get("_meta", {}) if isinstance(params, dict) else None
+    if params is None or isinstance(meta, dict):  # an object to carry our context: ours goes in, the rest as written
+        assert isinstance(traced, dict)
+        assert "traceparent" in traced["_meta"]
+        carried = {key: value for key, value in traced["_meta"].items() if key not in PROPAGATED}
+        assert carried == {key: value for key, value in (meta or {}).items() if key not in PROPAGATED}
+    else:
+        assert traced == plain
