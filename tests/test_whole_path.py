@@ -279,3 +279,21 @@ async def test_the_http_request_carrying_a_message_runs_under_its_client_span(
     posts = [span for span in spans if span.kind is SpanKind.CLIENT and span.name.startswith("POST")]
     assert [post.name for post in posts if child_of(post, call)] == ["POST"]
     assert child_of(one(ours(instrumented), "tools/call add", SpanKind.SERVER), call)
+
+
+@pytest.mark.anyio
+async def test_sigterm_to_uvicorn_loses_nothing(receiver: OtlpReceiver) -> None:
+    """The SDK's default schedule (spans batched for 5 s, metrics every 60 s), and uvicorn re-raising SIGTERM after
+    its shutdown: the session manager's end flushes both providers before the process dies."""
+    receiver.clear()
+    env = {**otel_env(receiver), "OTEL_METRICS_EXPORTER": "otlp"}
+    del env["OTEL_BSP_SCHEDULE_DELAY"]
+    server = HttpServer(env, instrumented=True, service="stopped-server")
+    try:
+        async with connected("http", server.url) as session:
+            await session.call_tool("add", {"a": 1, "b": 2})
+    finally:
+        server.stop()
+    assert server.process.returncode != 0  # killed by the signal uvicorn re-raised: no exit handler ran
+    assert [span.name for span in receiver.spans if span.kind is SpanKind.SERVER and span.name == "tools/call add"]
+    assert [metric for metric in receiver.metrics if metric.name == "mcp.server.operation.duration"]

@@ -63,7 +63,7 @@ def stdio_target(receiver: OtlpReceiver) -> Any:
     """The server script in a process of its own, zero-code, with the SDK's default export schedule."""
     from fastmcp.client.transports import StdioTransport
 
-    env = server_env(receiver.endpoint)
+    env = {**server_env(receiver.endpoint), "OTEL_METRICS_EXPORTER": "otlp"}
     del env["OTEL_BSP_SCHEDULE_DELAY"]
     command = instrumented_command()
     return StdioTransport(command, [sys.executable, str(SERVER_SCRIPT)], env=env, keep_alive=False)
@@ -104,8 +104,10 @@ async def test_over_stdio_with_a_zero_code_server(instrumented: InMemorySpanExpo
     receiver.clear()
     await converse(stdio_target(receiver))
     ours = seen(instrumented.get_finished_spans())
-    # the server's spans are exported when its stdin closes, not 5 s later (nor lost when the client stops it)
+    # the server's spans and metrics are exported when its stdin closes, not 5 s or 60 s later (nor lost when the
+    # client stops it)
     receiver.wait_for_spans(lambda span: span.name == "prompts/get greet", timeout=4)
+    receiver.wait_for_metrics(lambda metric: metric.name == "mcp.server.operation.duration", timeout=4)
     theirs = seen(receiver.spans)
     for method, target_name in OPERATIONS:
         one_pair(ours + theirs, method, target_name)
