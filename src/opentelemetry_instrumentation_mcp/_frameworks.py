@@ -11,7 +11,8 @@ The patches are applied when FastMCP is imported, before or after `instrument()`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -55,24 +56,19 @@ def _propagation_only(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs
     return "propagation_only" if mode == "native" else mode
 
 
-def _fastmcp4(module: ModuleType) -> bool:
-    telemetry = getattr(module, "telemetry_mode", None)
-    return callable(telemetry)
+def _fastmcp4() -> bool:
+    """Whether the FastMCP being imported has the switch (its `fastmcp.telemetry`, imported first, says)."""
+    telemetry = sys.modules.get("fastmcp.telemetry")
+    return callable(getattr(telemetry, "telemetry_mode", None))
 
 
-_TARGETS: tuple[tuple[str, str, Callable[[ModuleType], bool], Any], ...] = (
-    ("fastmcp.telemetry", "telemetry_mode", _fastmcp4, _propagation_only),
-    ("fastmcp.server.telemetry", "telemetry_mode", _fastmcp4, _propagation_only),
-    ("fastmcp.client.telemetry", "get_tracer", lambda module: not _fastmcp4_installed(), _without_mcp_spans),
-    ("fastmcp.server.telemetry", "get_tracer", lambda module: not _fastmcp4(module), _without_mcp_spans),
+_TARGETS = (
+    ("fastmcp.telemetry", "telemetry_mode", _propagation_only, True),
+    ("fastmcp.server.telemetry", "telemetry_mode", _propagation_only, True),
+    ("fastmcp.client.telemetry", "get_tracer", _without_mcp_spans, False),
+    ("fastmcp.server.telemetry", "get_tracer", _without_mcp_spans, False),
 )
-"""(module, function, whether this FastMCP needs the patch, wrapper)."""
-
-
-def _fastmcp4_installed() -> bool:
-    import fastmcp.telemetry  # noqa: PLC0415 - imported by the client module being patched
-
-    return _fastmcp4(fastmcp.telemetry)
+"""(module, function, wrapper, whether it is FastMCP 4's): each module binds the name for itself."""
 
 
 class FrameworkPatch:
@@ -92,8 +88,9 @@ class FrameworkPatch:
             guarded("quieting FastMCP's own spans", lambda: self._patch(module), None)
 
     def _patch(self, module: ModuleType) -> None:
-        for module_name, name, needed, wrapper in _TARGETS:
-            if module_name == module.__name__ and hasattr(module, name) and needed(module):
+        fastmcp4 = _fastmcp4()
+        for module_name, name, wrapper, of_fastmcp4 in _TARGETS:
+            if module_name == module.__name__ and of_fastmcp4 is fastmcp4 and hasattr(module, name):
                 wrap_function_wrapper(module, name, wrapper)
                 self._wrapped.append((module, name))
 

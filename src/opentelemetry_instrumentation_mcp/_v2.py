@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from mcp.client.session import ClientSession
+from mcp.server._streamable_http_modern import _SingleExchangeDispatchContext
 from mcp.server.connection import Connection
 from mcp.server.runner import ServerRunner
-from mcp.server._streamable_http_modern import _SingleExchangeDispatchContext
 from mcp.shared.direct_dispatcher import DirectDispatcher, _DirectDispatchContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher, handler_exception_to_error_data

@@ -8,15 +8,15 @@ import pytest
 
 pytest.importorskip("mcp_proxy")
 
-from mcp import ClientSession  # noqa: E402
-from mcp.server.fastmcp import FastMCP  # noqa: E402
-from mcp.shared.memory import create_client_server_memory_streams, create_connected_server_and_client_session  # noqa: E402
-from mcp_proxy.proxy_server import create_proxy_server  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from opentelemetry.trace import SpanKind  # noqa: E402
+from mcp import ClientSession
+from mcp.server.fastmcp import FastMCP
+from mcp.shared.memory import create_client_server_memory_streams, create_connected_server_and_client_session
+from mcp_proxy.proxy_server import create_proxy_server
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
-from tests.conftest import _PROVIDER  # noqa: E402
-from tests.stacks.spans import OURS, mcp_spans, seen  # noqa: E402
+from tests.conftest import _PROVIDER
+from tests.stacks.spans import OURS, mcp_spans, seen
 
 pytestmark = pytest.mark.anyio
 
@@ -34,15 +34,17 @@ def backend() -> FastMCP:
 
 async def call_through_the_proxy() -> str:
     low = backend()._mcp_server
-    async with create_client_server_memory_streams() as ((client_read, client_write), (server_read, server_write)):
-        async with anyio.create_task_group() as group:
-            group.start_soon(lambda: low.run(server_read, server_write, low.create_initialization_options()))
-            async with ClientSession(client_read, client_write) as remote:
-                proxy = await create_proxy_server(remote)  # it initializes the session itself
-                async with create_connected_server_and_client_session(proxy) as client:
-                    with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn"):
-                        result = await client.call_tool("add", {"a": 2, "b": 3}, meta={"note": "kept"})
-            group.cancel_scope.cancel()
+    async with (
+        create_client_server_memory_streams() as ((client_read, client_write), (server_read, server_write)),
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(lambda: low.run(server_read, server_write, low.create_initialization_options()))
+        async with ClientSession(client_read, client_write) as remote:
+            proxy = await create_proxy_server(remote)  # it initializes the session itself
+            async with create_connected_server_and_client_session(proxy) as client:
+                with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn"):
+                    result = await client.call_tool("add", {"a": 2, "b": 3}, meta={"note": "kept"})
+        group.cancel_scope.cancel()
     return str(result.content[0].text)  # type: ignore[union-attr]
 
 

@@ -9,15 +9,15 @@ import pytest
 
 pytest.importorskip("pydantic_ai")
 
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from pydantic_ai import Agent  # noqa: E402
-from pydantic_ai.mcp import MCPToolset  # noqa: E402
-from pydantic_ai.models.test import TestModel  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic_ai import Agent
+from pydantic_ai.mcp import MCPToolset
+from pydantic_ai.models.test import TestModel
 
-from opentelemetry_instrumentation_mcp import McpInstrumentor  # noqa: E402
-from tests.conftest import _PROVIDER  # noqa: E402
-from tests.stacks.fastmcp_server import stack_server  # noqa: E402
-from tests.stacks.spans import one_pair, seen  # noqa: E402
+from opentelemetry_instrumentation_mcp import McpInstrumentor
+from tests.conftest import _PROVIDER
+from tests.stacks.fastmcp_server import stack_server
+from tests.stacks.spans import one_pair, seen
 
 pytestmark = pytest.mark.anyio
 
