@@ -216,3 +216,19 @@ async def test_sdk_client_spans_come_back_after_uninstrument(exporter: InMemoryS
     assert ("MCP send tools/call add", SpanKind.CLIENT) in names
     assert ("tools/call add", SpanKind.SERVER) in names
     assert ours(exporter) == []
+
+
+@pytest.mark.skipif(not MCP1, reason="mcp 2.x's own methods send bare request models: every test covers them")
+async def test_a_bare_request_model_is_spanned_and_injected(instrumented: InMemorySpanExporter) -> None:
+    """FastMCP 2 and 3 hand 1.x's `send_request` a `ReadResourceRequest`, not a `ClientRequest`."""
+    request = types.ReadResourceRequest(
+        method="resources/read",
+        params=types.ReadResourceRequestParams(uri="demo://readme"),  # type: ignore[arg-type]
+    )
+    async with sdk_client(reference_app()) as session:
+        result = await session.send_request(request, types.ReadResourceResult)  # type: ignore[arg-type]
+    assert result.contents[0].text  # type: ignore[union-attr]
+    spans = ours(instrumented)
+    client = one(spans, "resources/read", SpanKind.CLIENT)
+    assert dict(client.attributes or {})["mcp.resource.uri"] == "demo://readme"
+    assert child_of(one(spans, "resources/read", SpanKind.SERVER), client)
