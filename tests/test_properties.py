@@ -221,7 +221,11 @@ def test_params_and_meta_that_are_not_objects_are_sent_as_written(
     if params is None or isinstance(meta, dict):  # an object to carry our context: ours goes in, the rest as written
         assert isinstance(traced, dict)
         assert "traceparent" in traced["_meta"]
+        assert {key: value for key, value in traced.items() if key != "_meta"} == {
+            key: value for key, value in (plain if isinstance(plain, dict) else {}).items() if key != "_meta"
+        }
         carried = {key: value for key, value in traced["_meta"].items() if key not in PROPAGATED}
-        assert carried == {key: value for key, value in (meta or {}).items() if key not in PROPAGATED}
+        written = plain.get("_meta", {}) if isinstance(plain, dict) else {}
+        assert carried == {key: value for key, value in written.items() if key not in PROPAGATED}
     else:
         assert traced == plain
