@@ -2,7 +2,8 @@
 
 Outbound: every request and notification, from either side, passes `BaseSession.send_request` /
 `send_notification`, which dump the message to JSON; the message is handed to them behind a proxy whose dump
-carries the CLIENT span's context in `params._meta`, so the caller's own object is never changed.
+carries the CLIENT span's context in `params._meta`, so the caller's own object is never changed. The HTTP
+client transports post each message in the context its `_meta` carries (2.x does so itself).
 
 Inbound: the low-level `Server._handle_message` runs once per request and notification a server receives (in
 its own task), except `initialize`, which `ServerSession._received_request` answers inline in the receive

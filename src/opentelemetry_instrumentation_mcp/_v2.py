@@ -7,7 +7,9 @@ passes `ServerRunner._on_request` / `_on_notify` outside the `Server.middleware`
 `ClientSession._on_request` / `_on_notify`.
 
 Outbound: every request and notification, from either side, leaves through a dispatcher's
-`send_raw_request` / `notify` (`JSONRPCDispatcher` on the wire, `DirectDispatcher` in process). The CLIENT
+`send_raw_request` / `notify` (`JSONRPCDispatcher` on the wire, `DirectDispatcher` in process), or, from inside a
+handler, through a dispatch context that sends itself (the single-exchange HTTP dispatch, in-process dispatch). A
+server's dispatcher and those contexts hold the state of the session they send on. The CLIENT
 span's context goes into a copy of the params; the SDK's own client span and injection, which
 `JSONRPCDispatcher` takes by name from `mcp.shared._otel`, are replaced in that module by no-ops.
 """
