@@ -147,22 +147,22 @@ class SsePeer:
                     else:
                         self._inbox.put(json.loads(data))
 
-    def send(self, payload: dict[str, Any]) -> None:
+    def send(self, payload: dict[str, Any], **headers: str) -> None:
         response = self.client.post(
-            self.messages_path, content=json.dumps(payload), headers={"Content-Type": "application/json"}
+            self.messages_path, content=json.dumps(payload), headers={"Content-Type": "application/json", **headers}
         )
         assert response.status_code == 202, response.text
 
-    def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def request(self, method: str, params: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
         request_id = next(self._ids)
         payload = jsonrpc(method, params, request_id)
-        self.send(payload)
+        self.send(payload, **headers)
         while True:
             message = self._inbox.get(timeout=10)
             if message.get("id") == request_id:
                 return message
 
-    def initialize(self) -> dict[str, Any]:
+    def initialize(self, **headers: str) -> dict[str, Any]:
         answer = self.request(
             "initialize",
             {
@@ -170,6 +170,7 @@ class SsePeer:
                 "capabilities": {},
                 "clientInfo": {"name": "raw-sse", "version": "1"},
             },
+            **headers,
         )
         self.send(jsonrpc("notifications/initialized"))
         return answer

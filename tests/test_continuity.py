@@ -23,8 +23,8 @@ from opentelemetry_instrumentation_mcp import IncomingContext, McpInstrumentor
 from opentelemetry_instrumentation_mcp._session import SessionState
 from tests.apps import reference_app
 from tests.conftest import _PROVIDER, ours
-from tests.http_peers import StreamableHttpPeer, concurrent_sessions, serving, strays
-from tests.mcp_compat import MCP1, MODERN_VERSION, connected, raw_peer, streamable_http_app
+from tests.http_peers import SsePeer, StreamableHttpPeer, concurrent_sessions, serving, strays
+from tests.mcp_compat import MCP1, MODERN_VERSION, connected, raw_peer, sse_app, streamable_http_app
 
 ADD = {"name": "add", "arguments": {"a": 1, "b": 2}}
 CURRENT_TRACE = {"name": "current_trace", "arguments": {}}
@@ -283,6 +283,26 @@ def test_http_server_span_of_an_asgi_instrumentation(instrumented: InMemorySpanE
     [(link_trace, link_span)] = links(second)
     assert by_id[int(link_span, 16)].name.startswith("POST")
     assert link_trace == header.trace_id
+
+
+@pytest.mark.parametrize("asgi", [False, True], ids=["plain", "asgi"])
+def test_sse_requests_headers_then_the_sessions(instrumented: InMemorySpanExporter, asgi: bool) -> None:
+    session, header = Parent(), Parent()
+    app = sse_app(reference_app())
+    with serving(OpenTelemetryMiddleware(app) if asgi else app) as url:
+        peer = SsePeer(url)
+        peer.initialize(traceparent=session.traceparent)
+        peer.request("tools/call", ADD)
+        peer.request("tools/call", ADD, traceparent=header.traceparent)
+        peer.close()
+    first, second = named(ours(instrumented), "tools/call add")
+    assert parent_of(first) == ids(session)
+    if not asgi:
+        assert parent_of(second) == ids(header)
+        return
+    post = {span.context.span_id: span for span in http_spans(instrumented)}[second.parent.span_id]  # type: ignore[union-attr]
+    assert post.name.startswith("POST")
+    assert parent_of(post) == ids(header)
 
 
 def test_a_request_without_context_under_an_asgi_span_keeps_the_sessions(instrumented: InMemorySpanExporter) -> None:
