@@ -3,7 +3,8 @@
 1. Build the sdist and the wheel from this tree.
 2. The sdist holds every file git tracks here (when run from a git checkout).
 3. A fresh virtual environment takes the wheel and the newest mcp's test pins: the entry point
-   `opentelemetry-instrument` loads, `py.typed`, the `mcp-otel-viewer` console script.
+   `opentelemetry-instrument` loads, `py.typed`, the `mcp-otel-viewer` console script; the wheel carries the
+   LICENSE.
 4. The unpacked sdist runs its own test suite against that environment: the full run's mcp 2.3 suite
    (arguments go on to pytest).
 """
@@ -15,6 +16,7 @@ import sys
 import tarfile
 import tempfile
 import venv
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +55,11 @@ def main() -> None:
         if tracked is not None:
             missing = sorted(tracked - shipped)
             assert not missing, f"the sdist lacks files git tracks: {missing}"
+
+        with zipfile.ZipFile(wheel) as archive:  # the license pyproject.toml names, its text in the wheel
+            licenses = [name for name in archive.namelist() if ".dist-info/licenses/" in name]
+            assert [Path(name).name for name in licenses] == ["LICENSE"], licenses
+            assert archive.read(licenses[0]).decode("utf-8") == (ROOT / "LICENSE").read_text(encoding="utf-8")
 
         venv.create(out / "venv", with_pip=False)
         python = out / "venv" / ("Scripts" if sys.platform == "win32" else "bin") / "python"
