@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from opentelemetry_instrumentation_mcp._metrics import BUCKETS
 from tests.apps import reference_app
-from tests.conftest import points
+from tests.conftest import ours, points
 from tests.http_peers import StreamableHttpPeer, serving
 from tests.mcp_compat import connected, read_timeout, stdio_parameters, streamable_http_app
 
@@ -99,3 +100,17 @@ def test_http_sessions(metrics: InMemoryMetricReader) -> None:
     assert attributes["network.transport"] == "tcp"
     assert attributes["network.protocol.name"] == "http"
     assert "mcp.session.id" not in attributes
+
+
+async def test_spans_and_metrics_name_the_conventions_they_follow(
+    metrics: InMemoryMetricReader, exporter: InMemorySpanExporter
+) -> None:
+    """The schema URL is pinned: an unrelated upgrade of the semconv package does not change it."""
+    async with connected("memory", reference_app()) as session:
+        await session.send_ping()
+    schema = "https://opentelemetry.io/schemas/1.40.0"
+    assert {span.instrumentation_scope.schema_url for span in ours(exporter)} == {schema}  # type: ignore[union-attr]
+    data = metrics.get_metrics_data()
+    assert data is not None
+    scopes = [scope.scope for resource in data.resource_metrics for scope in resource.scope_metrics]
+    assert {scope.schema_url for scope in scopes if scope.name == "opentelemetry_instrumentation_mcp"} == {schema}

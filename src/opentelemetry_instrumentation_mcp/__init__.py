@@ -41,7 +41,9 @@ from opentelemetry_instrumentation_mcp.version import __version__
 
 __all__ = ["IncomingContext", "McpInstrumentor", "__version__"]
 
-_SCHEMA_URL = list(Schemas)[-1].value
+_SCHEMA_URL = Schemas.V1_40_0.value
+"""The semantic conventions whose names the spans and metrics carry: pinned, so that upgrading the semconv package
+for another reason changes nothing (1.40.0 is the newest the oldest supported package, 0.61b0, knows)."""
 
 
 class _Patches(Protocol):
