@@ -91,6 +91,8 @@ async def test_captured_content_is_capped(instrument: Any) -> None:
             value = str(dict(span.attributes or {})[key])
             assert len(value) == 20
             assert value.endswith(TRUNCATED)
+    for span in both(ours(exporter), "prompts/get greet"):
+        assert dict(span.attributes or {})["gen_ai.prompt.variable.name"] == SECRET[: 20 - len(TRUNCATED)] + TRUNCATED
 
 
 def test_content_that_does_not_serialise() -> None:

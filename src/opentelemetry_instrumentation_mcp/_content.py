@@ -23,6 +23,11 @@ def as_json(value: Any, max_length: int) -> str:
         text = json.dumps(_plain(value), ensure_ascii=False, default=str)
     except (TypeError, ValueError, RecursionError):
         text = repr(value)
+    return capped(text, max_length)
+
+
+def capped(text: str, max_length: int) -> str:
+    """`text`, at most `max_length` characters, cut cleanly and marked when longer."""
     if len(text) <= max_length:
         return text
     keep = max_length - len(TRUNCATED)
@@ -39,7 +44,9 @@ def prompt_variables(arguments: object, max_length: int) -> dict[str, str]:
     if not isinstance(arguments, Mapping):
         return {}
     return {
-        f"gen_ai.prompt.variable.{name}": value[:max_length] if isinstance(value, str) else as_json(value, max_length)
+        f"gen_ai.prompt.variable.{name}": capped(value, max_length)
+        if isinstance(value, str)
+        else as_json(value, max_length)
         for name, value in arguments.items()
         if isinstance(name, str)
     }
