@@ -64,12 +64,16 @@ async def test_content_is_never_recorded_by_default(instrument: Any) -> None:
         assert all(SECRET not in str(event.attributes) for event in span.events)
 
 
-@pytest.mark.parametrize("how", ["argument", "environment"])
+@pytest.mark.parametrize("how", ["argument", "environment", "SPAN_ONLY", "span_and_event", "mode argument"])
 async def test_content_capture_when_enabled(instrument: Any, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     if how == "argument":
         exporter = instrument(capture_content=True)
+    elif how == "mode argument":
+        exporter = instrument(capture_content="SPAN_ONLY")
     else:
-        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+        monkeypatch.setenv(
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true" if how == "environment" else how
+        )
         exporter = instrument()
     await converse()
     spans = ours(exporter)
@@ -81,6 +85,33 @@ async def test_content_capture_when_enabled(instrument: Any, monkeypatch: pytest
     for span in both(spans, "prompts/get greet"):
         assert dict(span.attributes or {})["gen_ai.prompt.variable.name"] == SECRET
     assert all("gen_ai.tool.call.arguments" not in (span.attributes or {}) for span in both(spans, "ping"))
+
+
+@pytest.mark.parametrize("value", ["false", "NO_CONTENT", "EVENT_ONLY", " event_only "])
+async def test_content_modes_that_put_nothing_on_spans(
+    instrument: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, value: str
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", value)
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
+        exporter = instrument()
+    assert not caplog.records  # a mode util-genai knows is no mistake
+    await converse()
+    for span in ours(exporter):
+        assert not [key for key in span.attributes or {} if key.startswith(("gen_ai.tool.call.", "gen_ai.prompt.var"))]
+
+
+async def test_an_unknown_capture_mode_warns_and_records_nothing(
+    instrument: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "EVERYTHING")
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
+        exporter = instrument()
+    [warning] = caplog.records
+    assert "EVERYTHING" in warning.getMessage()
+    assert "SPAN_ONLY" in warning.getMessage()
+    await converse()
+    for span in ours(exporter):
+        assert "gen_ai.tool.call.arguments" not in (span.attributes or {})
 
 
 async def test_captured_content_is_capped(instrument: Any) -> None:

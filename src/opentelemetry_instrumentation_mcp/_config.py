@@ -71,7 +71,14 @@ def _methods(value: Any) -> frozenset[str]:
     return frozenset(name.strip() for name in names if isinstance(name, str) and name.strip())
 
 
-def _flag(value: Any) -> bool:
+_CAPTURE_MODES = {"span_only": True, "span_and_event": True, "event_only": False, "no_content": False}
+"""`opentelemetry-util-genai`'s content capturing modes (case-insensitive), and whether each puts content on
+spans. This package emits no events: `EVENT_ONLY` records nothing. util-genai itself is not a dependency: its
+releases that know these modes require opentelemetry-api 1.43, above this package's lower bound."""
+
+
+def _capture_content(value: Any) -> bool:
+    """Whether to record content on spans: `true`/`false` (and 1/0, yes/no, on/off), or a util-genai mode."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -79,7 +86,9 @@ def _flag(value: Any) -> bool:
         return True
     if text in ("false", "0", "no", "off"):
         return False
-    raise ValueError("not true or false")
+    if text in _CAPTURE_MODES:
+        return _CAPTURE_MODES[text]
+    raise ValueError("not true, false, " + ", ".join(mode.upper() for mode in _CAPTURE_MODES))
 
 
 def _length(value: Any) -> int:
@@ -107,7 +116,7 @@ def options(kwargs: Mapping[str, Any]) -> Options:
         ),
         excluded_methods=_option(kwargs, "excluded_methods", OTEL_PYTHON_MCP_EXCLUDED_METHODS, _methods, frozenset()),
         capture_content=_option(
-            kwargs, "capture_content", OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, _flag, False
+            kwargs, "capture_content", OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, _capture_content, False
         ),
         content_max_length=_option(
             kwargs, "content_max_length", OTEL_PYTHON_MCP_CONTENT_MAX_LENGTH, _length, DEFAULT_CONTENT_MAX_LENGTH

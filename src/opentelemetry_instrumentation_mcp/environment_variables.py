@@ -18,9 +18,10 @@ Argument: `excluded_methods=` (an iterable of method names).
 
 OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 """
-`true` records tool arguments and results (`gen_ai.tool.call.arguments`, `gen_ai.tool.call.result`) and
-prompt arguments (`gen_ai.prompt.variable.<name>`) on spans; off by default, as for every GenAI
-instrumentation. Argument: `capture_content=`.
+`true`, `SPAN_ONLY` or `SPAN_AND_EVENT` records tool arguments and results (`gen_ai.tool.call.arguments`,
+`gen_ai.tool.call.result`) and prompt arguments (`gen_ai.prompt.variable.<name>`) on spans; `false`,
+`NO_CONTENT` or `EVENT_ONLY` (this package emits no events) does not. Off by default, as for every GenAI
+instrumentation; the modes are `opentelemetry-util-genai`'s, case-insensitive. Argument: `capture_content=`.
 """
 
 OTEL_PYTHON_MCP_CONTENT_MAX_LENGTH = "OTEL_PYTHON_MCP_CONTENT_MAX_LENGTH"
