@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import anyio
 import pytest
 from mcp import types
 from opentelemetry.sdk.trace import ReadableSpan
@@ -232,3 +233,31 @@ async def test_a_bare_request_model_is_spanned_and_injected(instrumented: InMemo
     client = one(spans, "resources/read", SpanKind.CLIENT)
     assert dict(client.attributes or {})["mcp.resource.uri"] == "demo://readme"
     assert child_of(one(spans, "resources/read", SpanKind.SERVER), client)
+
+
+@pytest.mark.skipif(MCP1, reason="1.x numbers requests itself before our span starts")
+async def test_the_request_id_is_the_one_sent(instrumented: InMemorySpanExporter) -> None:
+    """mcp 2.x's dispatcher allocates the id as it sends, skipping ids a caller's request holds: the span carries the
+    id that went on the wire."""
+    async with wire_client() as (session, wire):
+        supplied = session._dispatcher._next_id + 1
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: session._dispatcher.send_raw_request("ping", None, {"request_id": supplied}))
+            group.start_soon(session.send_ping)
+    sent = {sent_context(message)[1]: message["id"] for message in wire.sent if message.get("method") == "ping"}
+    spans = [span for span in ours(instrumented) if span.name == "ping"]
+    assert sorted(sent.values()) == [supplied, supplied + 1]
+    assert {ids_of(span)[1]: int(dict(span.attributes or {})["jsonrpc.request.id"]) for span in spans} == sent
+
+
+@pytest.mark.skipif(MCP1, reason="mcp 2.x's in-process client")
+async def test_in_process_requests_have_their_ids(instrumented: InMemorySpanExporter) -> None:
+    from mcp import Client
+
+    async with Client(reference_app()) as client:
+        await client.call_tool("add", {"a": 1, "b": 2})
+    spans = ours(instrumented)
+    client_span = one(spans, "tools/call add", SpanKind.CLIENT)
+    server_span = one(spans, "tools/call add", SpanKind.SERVER)
+    request_id = dict(client_span.attributes or {})["jsonrpc.request.id"]
+    assert request_id == dict(server_span.attributes or {})["jsonrpc.request.id"]

@@ -136,6 +136,11 @@ class Operation:
         if self.span.is_recording():
             self.span.set_attribute(key, value)
 
+    def set_request_id(self, request_id: object) -> None:
+        """The JSON-RPC id the SDK gave the request as it sent it."""
+        if isinstance(request_id, (str, int)) and not isinstance(request_id, bool):
+            self._set(JSONRPC_REQUEST_ID, str(request_id))
+
     def set_protocol_version(self, version: object) -> None:
         """Record the negotiated protocol version, known only once `initialize` is answered."""
         if isinstance(version, str) and version:

@@ -20,6 +20,7 @@ import importlib
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from mcp.client.session import ClientSession
@@ -205,6 +206,31 @@ def _note_dispatcher(dispatcher: object, on_request: object) -> None:
         share_state(dispatcher, session_state(runner.connection))
 
 
+_sending: ContextVar[Operation | None] = ContextVar("opentelemetry_mcp_sending", default=None)
+"""The CLIENT operation of the request being sent in this task, which learns its id as the dispatcher allocates it."""
+
+
+def _allocated(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`JSONRPCDispatcher._allocate_id()`: the id of the request being sent (the last one allocated wins: the
+    dispatcher skips ids a caller's request holds)."""
+    request_id = wrapped(*args, **kwargs)
+    _note_request_id(request_id)
+    return request_id
+
+
+def _direct_context(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`DirectDispatcher._make_context(..., request_id=)`: the id an in-process request is given."""
+    context = wrapped(*args, **kwargs)
+    _note_request_id(kwargs.get("request_id"))
+    return context
+
+
+def _note_request_id(request_id: object) -> None:
+    operation = _sending.get()
+    if operation is not None and request_id is not None:
+        guarded("noting a request's id", lambda: operation.set_request_id(request_id), None)
+
+
 def _mute_sdk_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
     """The SDK's server middleware, reduced to calling the rest of the chain."""
     return _call_next(*args, **kwargs)
@@ -254,6 +280,8 @@ class Patches:
         wrap_function_wrapper("mcp.client.session", "ClientSession.__aexit__", exited)
         wrap_function_wrapper("mcp.server.connection", "Connection.for_loop", self._connection_opened)
         wrap_function_wrapper(JSONRPCDispatcher, "run", _dispatcher_runs)
+        wrap_function_wrapper(JSONRPCDispatcher, "_allocate_id", _allocated)
+        wrap_function_wrapper(DirectDispatcher, "_make_context", _direct_context)
         wrap_function_wrapper("mcp.server.runner", "aclose_shielded", self._connection_closed)
         for method in ("_on_request", "_on_notify"):
             wrap_function_wrapper("mcp.server.runner", f"ServerRunner.{method}", self._server_receive)
@@ -273,6 +301,8 @@ class Patches:
         unwrap(ClientSession, "__aexit__")
         unwrap(Connection, "for_loop")
         unwrap(JSONRPCDispatcher, "run")
+        unwrap(JSONRPCDispatcher, "_allocate_id")
+        unwrap(DirectDispatcher, "_make_context")
         unwrap(importlib.import_module("mcp.server.runner"), "aclose_shielded")
         unwrap(ClientSession, "_on_request")
         unwrap(ClientSession, "_on_notify")
@@ -361,16 +391,18 @@ class Patches:
         if bound is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         method, params, opts, state = bound
-        request_id = _fields(opts).get("request_id")
-        if request_id is None and isinstance(instance, JSONRPCDispatcher):
-            request_id = getattr(instance, "_next_id", 0) + 1  # the id `send_raw_request` allocates next
+        request_id = _fields(opts).get("request_id")  # else the dispatcher allocates one: `_sending` learns it
         describe = lambda: _outbound(method, params, request_id, state)  # noqa: E731
         meta = _fields(params).get("_meta")
         with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
             args, kwargs = _replace_params(args, kwargs, _with_meta(params, operation))
-            result = await wrapped(*args, **kwargs)
+            token = _sending.set(operation)
+            try:
+                result = await wrapped(*args, **kwargs)
+            finally:
+                _sending.reset(token)
             guarded("recording a result", lambda: _record_result(operation, method, result, state), None)
             return result
 
