@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry_instrumentation_mcp import McpInstrumentor
 from tests.apps import raising_lowlevel_app, reference_app
 from tests.conftest import ours
-from tests.mcp_compat import HANDSHAKE_VERSION, MCP1, raw_peer
+from tests.mcp_compat import HANDSHAKE_VERSION, MCP1, raw_peer, sdk_client
 
 pytestmark = pytest.mark.anyio
 
@@ -269,3 +269,31 @@ async def test_request_before_initialize_is_the_callers_fault(instrumented: InMe
     assert attributes["rpc.response.status_code"] == "-32602"
     assert "error.type" not in attributes
     assert span.status.status_code is StatusCode.UNSET
+
+
+@pytest.mark.parametrize(
+    ("app", "method", "params"),
+    [
+        (raising_lowlevel_app, "resources/read", {"uri": "demo://anything"}),
+        (reference_app, "resources/read", {"uri": "demo://missing"}),
+        (reference_app, "prompts/get", {"name": "nope"}),
+    ],
+    ids=["handler raises", "unknown resource", "unknown prompt"],
+)
+async def test_an_error_spans_status_says_what_the_answer_says(
+    instrumented: InMemorySpanExporter, app: Any, method: str, params: dict[str, Any]
+) -> None:
+    """The status description is the JSON-RPC error's message, on the server and on the client."""
+    async with raw_peer(app()) as peer:
+        error = (await peer.request(method, params))["error"]
+    async with sdk_client(app()) as session:
+        with pytest.raises(Exception) as refused:  # noqa: PT011 - McpError on 1.x, MCPError on 2.x
+            await (session.read_resource(params["uri"]) if method == "resources/read" else session.get_prompt("nope"))
+    assert refused.value.error.message == error["message"]  # type: ignore[attr-defined]
+    spans = [span for span in ours(instrumented) if span.attributes and span.attributes["mcp.method.name"] == method]
+    descriptions = {
+        (span.kind, span.status.description) for span in spans if span.status.status_code is StatusCode.ERROR
+    }
+    assert descriptions >= {(SpanKind.CLIENT, error["message"])}
+    server_descriptions = {description for kind, description in descriptions if kind is SpanKind.SERVER}
+    assert server_descriptions <= {error["message"]}
