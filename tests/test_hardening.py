@@ -291,3 +291,43 @@ def test_sessions_leave_nothing_behind(instrumented: InMemorySpanExporter, trans
             grown = {name: n for name, n in grown.items() if n - kept_untraced.get(name, 0) >= count // 2}
     assert grown == {}
     assert held == []
+
+
+STEPS_OF_OURS = [
+    "_operation.carrier",  # the context a message carries
+    "_operation.client_parent",
+    "_operation.server_parent",
+    "_transport._url_attributes",  # inside the SDK's HTTP client transport's constructor
+    "_http._note",  # inside the SDK's server transport's request entry
+    "_http.extract",
+    "_providers.flusher",
+    *(["_v1._meta_context", "_v1._root"] if MCP1 else ["_v2._note_dispatcher", "_v2._outbound", "_v2._injected"]),
+]
+
+
+async def http_conversation(url: str) -> list[str]:
+    async with connected("http", url) as session:
+        added = await session.call_tool("add", {"a": 1, "b": 2})
+        tools = await session.list_tools()
+    return [added.content[0].text, *sorted(tool.name for tool in tools.tools)]
+
+
+@pytest.mark.parametrize("step", STEPS_OF_OURS)
+async def test_a_fault_in_any_step_of_ours_changes_no_answer(
+    tolerant: None, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """Every step of ours that runs inside the host's calls is behind the guard."""
+    module, name = step.rsplit(".", 1)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{step} is broken")
+
+    with serving(streamable_http_app(reference_app(), stateless=False, json_response=True)) as url:
+        expected = await http_conversation(f"{url}/mcp")
+        monkeypatch.setattr(f"opentelemetry_instrumentation_mcp.{module}.{name}", broken)
+        instrumentor = McpInstrumentor()
+        instrumentor.instrument(tracer_provider=_PROVIDER)
+        try:
+            assert await http_conversation(f"{url}/mcp") == expected
+        finally:
+            instrumentor.uninstrument()

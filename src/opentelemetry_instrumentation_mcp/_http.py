@@ -25,6 +25,7 @@ from opentelemetry.semconv.attributes.network_attributes import (
 )
 from wrapt import wrap_function_wrapper
 
+from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Transport
 from opentelemetry_instrumentation_mcp._propagation import extract, has_span
 from opentelemetry_instrumentation_mcp._transport import Attributes, ending
@@ -75,17 +76,25 @@ def _note(scope: object, session_id: str | None) -> None:
 
 
 def _streamable_http_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    session_id = getattr(instance, "mcp_session_id", None)
-    _note(args[0] if args else kwargs.get("scope"), session_id if isinstance(session_id, str) else None)
+    guarded("noting an HTTP request", lambda: _note_streamable_http(instance, args, kwargs), None)
     return wrapped(*args, **kwargs)
 
 
+def _note_streamable_http(transport: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    session_id = getattr(transport, "mcp_session_id", None)
+    _note(args[0] if args else kwargs.get("scope"), session_id if isinstance(session_id, str) else None)
+
+
 def _sse_post(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    guarded("noting an HTTP request", lambda: _note_sse(args, kwargs), None)
+    return wrapped(*args, **kwargs)
+
+
+def _note_sse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     scope = args[0] if args else kwargs.get("scope")
     query = scope.get("query_string", b"") if isinstance(scope, Mapping) else b""
     session_ids = parse_qs(query.decode("latin-1")).get("session_id") if isinstance(query, bytes) else None
     _note(scope, session_ids[0] if session_ids else None)
-    return wrapped(*args, **kwargs)
 
 
 _TARGETS = (

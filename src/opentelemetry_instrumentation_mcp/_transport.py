@@ -139,7 +139,7 @@ def _noting(transport: Callable[[tuple[Any, ...]], ClientTransport]) -> Wrapper:
     """A wrapper of a step of a client transport: notes the transport for the next session."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        _opened.set(transport(args))
+        guarded("noting a client transport", lambda: _opened.set(transport(args)), None)
         return wrapped(*args, **kwargs)
 
     return wrapper
@@ -148,7 +148,11 @@ def _noting(transport: Callable[[tuple[Any, ...]], ClientTransport]) -> Wrapper:
 def _http_transport_init(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """`StreamableHTTPTransport.__init__`: the transport knows its URL, and later its session id."""
     wrapped(*args, **kwargs)
-    _opened.set(ClientTransport(_url_attributes(getattr(instance, "url", None)), http=instance))
+    guarded("noting a client transport", lambda: _note_http(instance), None)
+
+
+def _note_http(transport: Any) -> None:
+    _opened.set(ClientTransport(_url_attributes(getattr(transport, "url", None)), http=transport))
 
 
 _SERVER_FUNCTION = ("mcp.server.stdio", "stdio_server")

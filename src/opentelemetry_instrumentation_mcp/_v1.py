@@ -436,7 +436,11 @@ class Patches:
         with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
-            args, kwargs = _replace_first(args, kwargs, "request", _injecting(request, operation))
+            args, kwargs = guarded(
+                "injecting trace context",
+                lambda: _replace_first(args, kwargs, "request", _injecting(request, operation)),
+                (args, kwargs),
+            )
             result = await wrapped(*args, **kwargs)
             guarded("recording a result", lambda: _record_result(operation, instance, result), None)
             return result
@@ -452,5 +456,9 @@ class Patches:
         meta = guarded("reading a notification", lambda: _outgoing_meta(notification), None)
         with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
             if operation is not None:
-                args, kwargs = _replace_first(args, kwargs, "notification", _injecting(notification, operation))
+                args, kwargs = guarded(
+                    "injecting trace context",
+                    lambda: _replace_first(args, kwargs, "notification", _injecting(notification, operation)),
+                    (args, kwargs),
+                )
             return await wrapped(*args, **kwargs)

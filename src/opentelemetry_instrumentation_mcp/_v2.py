@@ -168,10 +168,14 @@ def _with_meta(params: object, operation: Operation) -> object:
     return params if sent is None else with_carrier(params, sent)
 
 
-def _replace_params(args: tuple[Any, ...], kwargs: dict[str, Any], params: object) -> tuple[Any, Any]:
+def _injected(
+    args: tuple[Any, ...], kwargs: dict[str, Any], params: object, operation: Operation
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The send's arguments with a copy of the params that carries the operation's context."""
+    injected = _with_meta(params, operation)
     if len(args) >= 2:
-        return (args[0], params, *args[2:]), kwargs
-    return args, {**kwargs, "params": params}
+        return (args[0], injected, *args[2:]), kwargs
+    return args, {**kwargs, "params": injected}
 
 
 def _client_created(wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -397,7 +401,9 @@ class Patches:
         with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
-            args, kwargs = _replace_params(args, kwargs, _with_meta(params, operation))
+            args, kwargs = guarded(
+                "injecting trace context", lambda: _injected(args, kwargs, params, operation), (args, kwargs)
+            )
             token = _sending.set(operation)
             try:
                 result = await wrapped(*args, **kwargs)
@@ -417,5 +423,7 @@ class Patches:
         meta = _fields(params).get("_meta")
         with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
             if operation is not None:
-                args, kwargs = _replace_params(args, kwargs, _with_meta(params, operation))
+                args, kwargs = guarded(
+                    "injecting trace context", lambda: _injected(args, kwargs, params, operation), (args, kwargs)
+                )
             return await wrapped(*args, **kwargs)
