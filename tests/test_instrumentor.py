@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import NoOpTracerProvider
 from packaging.requirements import Requirement
 
-from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
+from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard, _patching
 from opentelemetry_instrumentation_mcp._operation import Telemetry
 from opentelemetry_instrumentation_mcp.package import _instruments
 from tests.apps import reference_app
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def patched_targets() -> list[tuple[Any, str]]:
-    """Every (owner, attribute) the instrumentation wraps on the installed SDK generation."""
+    """What the instrumentation must wrap on the installed SDK generation, written out by hand."""
     import mcp
     import mcp.client.sse
     import mcp.client.stdio
@@ -38,6 +38,7 @@ def patched_targets() -> list[tuple[Any, str]]:
     import mcp.server.sse
     import mcp.server.stdio
     import mcp.server.streamable_http
+    import mcp.server.streamable_http_manager
 
     transports: list[tuple[Any, str]] = [
         (mcp.server.stdio, "stdio_server"),
@@ -46,6 +47,8 @@ def patched_targets() -> list[tuple[Any, str]]:
         (mcp.client.streamable_http.StreamableHTTPTransport, "__init__"),
         (mcp.server.streamable_http.StreamableHTTPServerTransport, "handle_request"),
         (mcp.server.sse.SseServerTransport, "handle_post_message"),
+        (mcp.server.sse.SseServerTransport, "connect_sse"),
+        (mcp.server.streamable_http_manager.StreamableHTTPSessionManager, "run"),
     ]
     transports += [
         (mcp.client.sse, name) for name in ("aconnect_sse", "sse_within_origin") if hasattr(mcp.client.sse, name)
@@ -66,25 +69,38 @@ def patched_targets() -> list[tuple[Any, str]]:
             (RequestResponder, "respond"),
             (BaseSession, "send_request"),
             (BaseSession, "send_notification"),
+            (BaseSession, "__aenter__"),
+            (BaseSession, "__aexit__"),
         ]
     from mcp.client.session import ClientSession
-    from mcp.server import _streamable_http_modern
+    from mcp.server import _streamable_http_modern, runner
     from mcp.server._otel import OpenTelemetryMiddleware
+    from mcp.server.connection import Connection
     from mcp.server.runner import ServerRunner
     from mcp.shared import jsonrpc_dispatcher
-    from mcp.shared.direct_dispatcher import DirectDispatcher
+    from mcp.shared.direct_dispatcher import DirectDispatcher, _DirectDispatchContext
 
     return [
         *transports,
         (ServerRunner, "_on_request"),
         (ServerRunner, "_on_notify"),
         (ClientSession, "__init__"),
+        (ClientSession, "__aenter__"),
+        (ClientSession, "__aexit__"),
         (ClientSession, "_on_request"),
         (ClientSession, "_on_notify"),
+        (Connection, "for_loop"),
+        (runner, "aclose_shielded"),
         (jsonrpc_dispatcher.JSONRPCDispatcher, "send_raw_request"),
         (jsonrpc_dispatcher.JSONRPCDispatcher, "notify"),
+        (jsonrpc_dispatcher.JSONRPCDispatcher, "run"),
+        (jsonrpc_dispatcher.JSONRPCDispatcher, "_allocate_id"),
         (DirectDispatcher, "send_raw_request"),
         (DirectDispatcher, "notify"),
+        (DirectDispatcher, "_make_context"),
+        (_DirectDispatchContext, "send_raw_request"),
+        (_DirectDispatchContext, "notify"),
+        (_streamable_http_modern._SingleExchangeDispatchContext, "notify"),
         (jsonrpc_dispatcher, "otel_span"),
         (jsonrpc_dispatcher, "inject_trace_context"),
         (OpenTelemetryMiddleware, "__call__"),
@@ -109,8 +125,24 @@ def test_instruments_extra_equals_the_declared_range() -> None:
     assert tuple(McpInstrumentor().instrumentation_dependencies()) == _instruments
 
 
+def the_table(*, optional: bool = True) -> list[tuple[Any, str]]:
+    """What `instrument()` wraps: the one table, as this mcp release resolves it (without the targets only some
+    releases have, unless asked)."""
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument()
+    applied = [
+        (owner, name) for target, owner, name in instrumentor._patcher.applied if optional or not target.optional
+    ]
+    instrumentor.uninstrument()
+    return applied
+
+
+def test_the_table_holds_every_target() -> None:
+    assert set(the_table()) >= set(patched_targets())
+
+
 def test_uninstrument_restores_every_target_exactly() -> None:
-    originals = [(owner, attribute, current(owner, attribute)) for owner, attribute in patched_targets()]
+    originals = [(owner, attribute, current(owner, attribute)) for owner, attribute in the_table()]
     instrumentor = McpInstrumentor()
     for _ in range(3):
         instrumentor.instrument()
@@ -124,6 +156,60 @@ def test_uninstrument_restores_every_target_exactly() -> None:
         instrumentor.uninstrument()
         for owner, attribute, original in originals:
             assert current(owner, attribute) is original, (owner, attribute)
+
+
+def test_a_target_this_release_lacks_costs_that_target_only(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An SDK release that renames a private target: one warning naming it; everything else is wrapped, and
+    restored by `uninstrument()`."""
+    table = the_table()
+    originals = {(owner, attribute): current(owner, attribute) for owner, attribute in table}
+    for missing in the_table(optional=False):
+        with monkeypatch.context() as patch:
+            patch.delattr(*missing)
+            caplog.clear()
+            instrumentor = McpInstrumentor()
+            with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
+                instrumentor.instrument()
+            try:
+                [warning] = caplog.records
+                assert f"{missing[1]} is not in this mcp release" in warning.getMessage()
+                for target in table:  # but the same function bound elsewhere, which a release would lack too
+                    if originals[target] is not originals[missing]:
+                        assert current(*target).__wrapped__ is originals[target], target
+            finally:
+                instrumentor.uninstrument()
+            for target in table:
+                if originals[target] is not originals[missing]:
+                    assert current(*target) is originals[target], target
+
+
+def test_a_failure_half_way_undoes_what_was_applied(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    table = the_table()
+    originals = {(owner, attribute): current(owner, attribute) for owner, attribute in table}
+    wrap = _patching.wrap_function_wrapper
+    calls = 0
+
+    def failing_late(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == len(table) // 2:
+            raise RuntimeError("wrapt broke")
+        return wrap(*args)
+
+    monkeypatch.setattr(_patching, "wrap_function_wrapper", failing_late)
+    instrumentor = McpInstrumentor()
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
+        instrumentor.instrument()  # the host goes on: nothing raised
+    assert "could not be applied" in caplog.records[-1].getMessage()
+    for target in table:
+        assert current(*target) is originals[target], target
+    instrumentor.uninstrument()
+    for target in table:
+        assert current(*target) is originals[target], target
 
 
 async def ping_twice(app: Any) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ made one) and the transport's session id in the ASGI scope, which travels with t
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,6 @@ from urllib.parse import parse_qs
 
 from opentelemetry import context as context_api
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
 from opentelemetry.semconv.attributes.network_attributes import (
     NETWORK_PROTOCOL_NAME,
@@ -23,10 +21,10 @@ from opentelemetry.semconv.attributes.network_attributes import (
     NETWORK_TRANSPORT,
     NetworkTransportValues,
 )
-from wrapt import wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Transport
+from opentelemetry_instrumentation_mcp._patching import Target
 from opentelemetry_instrumentation_mcp._propagation import extract, has_span
 from opentelemetry_instrumentation_mcp._transport import Attributes, ending
 
@@ -97,30 +95,12 @@ def _note_sse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     _note(scope, session_ids[0] if session_ids else None)
 
 
-_TARGETS = (
-    ("mcp.server.streamable_http", "StreamableHTTPServerTransport", "handle_request", _streamable_http_request),
-    ("mcp.server.sse", "SseServerTransport", "handle_post_message", _sse_post),
-)
-_ENDINGS = (
-    ("mcp.server.streamable_http_manager", "StreamableHTTPSessionManager", "run"),
-    ("mcp.server.sse", "SseServerTransport", "connect_sse"),
-)
-"""What ends an HTTP server's sessions: the session manager leaving `run()` (the app's shutdown), an SSE stream."""
-
-
-class HttpPatch:
-    """Wraps the request entry points of the SDK's streamable HTTP and SSE server transports, and what ends their
-    sessions."""
-
-    def __init__(self, flush: Callable[[], None]) -> None:
-        self._flush = flush
-
-    def apply(self) -> None:
-        for module, owner, method, wrapper in _TARGETS:
-            wrap_function_wrapper(module, f"{owner}.{method}", wrapper)
-        for module, owner, method in _ENDINGS:
-            wrap_function_wrapper(module, f"{owner}.{method}", ending(self._flush))
-
-    def remove(self) -> None:
-        for module, owner, method, *_ in (*_TARGETS, *_ENDINGS):
-            unwrap(getattr(importlib.import_module(module), owner), method)
+def http_targets(flush: Callable[[], None]) -> list[Target]:
+    """The request entry points of the SDK's streamable HTTP and SSE server transports, and what ends their
+    sessions: the session manager leaving `run()` (the app's shutdown), an SSE stream."""
+    return [
+        Target("mcp.server.streamable_http", "StreamableHTTPServerTransport.handle_request", _streamable_http_request),
+        Target("mcp.server.sse", "SseServerTransport.handle_post_message", _sse_post),
+        Target("mcp.server.streamable_http_manager", "StreamableHTTPSessionManager.run", ending(flush)),
+        Target("mcp.server.sse", "SseServerTransport.connect_sse", ending(flush)),
+    ]

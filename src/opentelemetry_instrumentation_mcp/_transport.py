@@ -23,15 +23,14 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.semconv.attributes.network_attributes import NETWORK_TRANSPORT, NetworkTransportValues
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.util.types import AttributeValue
-from wrapt import wrap_function_wrapper
 
 from opentelemetry_instrumentation_mcp._console import warn_on_stdio
 from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Transport
+from opentelemetry_instrumentation_mcp._patching import Target
 from opentelemetry_instrumentation_mcp._providers import flushed
 from opentelemetry_instrumentation_mcp._session import SessionState
 
@@ -159,41 +158,31 @@ _SERVER_FUNCTION = ("mcp.server.stdio", "stdio_server")
 _REEXPORTS = ("mcp", "mcp.server.lowlevel.server", "mcp.server.fastmcp.server", "mcp.server.mcpserver.server")
 """Modules of the SDK that bind `stdio_server` by name; patched too when already imported."""
 
-_CLIENT_STEPS: tuple[tuple[str, str, Wrapper], ...] = (
-    ("mcp.client.stdio", "_create_platform_compatible_process", _noting(lambda args: ClientTransport(_PIPE))),
-    ("mcp.client.streamable_http", "StreamableHTTPTransport.__init__", _http_transport_init),
-    # the SSE stream's GET, which names the URL: `aconnect_sse(client, method, url)` in 1.x ...
-    ("mcp.client.sse", "aconnect_sse", _noting(lambda args: ClientTransport(_url_attributes(args[2])))),
-    # ... `sse_within_origin(client, url)` in 2.x
-    ("mcp.client.sse", "sse_within_origin", _noting(lambda args: ClientTransport(_url_attributes(args[1])))),
+_CLIENT_STEPS = (
+    Target("mcp.client.stdio", "_create_platform_compatible_process", _noting(lambda args: ClientTransport(_PIPE))),
+    Target("mcp.client.streamable_http", "StreamableHTTPTransport.__init__", _http_transport_init),
+    # the SSE stream's GET, which names the URL: `aconnect_sse(client, method, url)` in older 1.x ...
+    Target("mcp.client.sse", "aconnect_sse", _noting(lambda args: ClientTransport(_url_attributes(args[2]))), True),
+    # ... `sse_within_origin(client, url)` in newer ones and 2.x
+    Target(
+        "mcp.client.sse", "sse_within_origin", _noting(lambda args: ClientTransport(_url_attributes(args[1]))), True
+    ),
 )
-"""Steps of the client transports: (module, attribute path, wrapper); those a release lacks are skipped."""
+"""Steps of the client transports."""
 
 
-class TransportPatch:
-    """Wraps `stdio_server` and the steps of the client transports."""
-
-    def __init__(self, flush: Callable[[], None]) -> None:
-        self._flush = flush
-        self._wrapped: list[tuple[Any, str]] = []
-
-    def apply(self) -> None:
-        module_name, name = _SERVER_FUNCTION
-        original = getattr(importlib.import_module(module_name), name)
-        for binder in (module_name, *_REEXPORTS):
-            module = sys.modules.get(binder)
-            if module is not None and getattr(module, name, None) is original:
-                wrap_function_wrapper(module, name, ending(self._flush, stdio=True))
-                self._wrapped.append((module, name))
-        for step_module, path, wrapper in _CLIENT_STEPS:
-            module = importlib.import_module(step_module)
-            owner_name, _, attribute = path.rpartition(".")
-            owner: Any = getattr(module, owner_name) if owner_name else module
-            if hasattr(owner, attribute):
-                wrap_function_wrapper(owner, attribute, wrapper)
-                self._wrapped.append((owner, attribute))
-
-    def remove(self) -> None:
-        for owner, attribute in self._wrapped:
-            unwrap(owner, attribute)
-        self._wrapped = []
+def transport_targets(flush: Callable[[], None]) -> list[Target]:
+    """`stdio_server`, where the SDK defines it and where its modules already bound it, and the client steps."""
+    module_name, name = _SERVER_FUNCTION
+    original = getattr(importlib.import_module(module_name), name, None)
+    reexports = [
+        binder
+        for binder in _REEXPORTS
+        if original is not None and vars(sys.modules.get(binder, sys)).get(name) is original
+    ]
+    stdio = ending(flush, stdio=True)
+    return [
+        Target(module_name, name, stdio),
+        *(Target(binder, name, stdio, optional=True) for binder in reexports),
+        *_CLIENT_STEPS,
+    ]

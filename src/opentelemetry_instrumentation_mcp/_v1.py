@@ -13,7 +13,6 @@ The outcome of a request is what the SDK responds with, seen by wrapping `Reques
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -28,14 +27,14 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.session import BaseSession, RequestResponder
 from opentelemetry import context as context_api
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import unwrap
 from pydantic import RootModel
-from wrapt import ObjectProxy, wrap_function_wrapper
+from wrapt import ObjectProxy
 
 from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Message, Transport
 from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
+from opentelemetry_instrumentation_mcp._patching import Target
 from opentelemetry_instrumentation_mcp._propagation import extract, with_carrier
 from opentelemetry_instrumentation_mcp._session import session_state
 from opentelemetry_instrumentation_mcp._transport import (
@@ -272,13 +271,6 @@ def _in_message_context(params_of: Callable[[tuple[Any, ...], dict[str, Any]], o
     return wrapper
 
 
-_POSTS = (
-    ("mcp.client.streamable_http", "StreamableHTTPTransport", "_handle_post_request", _posted_params),
-    ("mcp.client.sse", None, "request_within_origin", _sse_posted_params),
-)
-"""The client transports' steps that post a message; a release that lacks one posts from elsewhere (untraced)."""
-
-
 def _first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
     return args[0] if args else kwargs[name]
 
@@ -306,45 +298,33 @@ def _replace_first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, val
 
 
 class Patches:
-    """The wrappers this package puts on mcp 1.x, and their removal."""
+    """The wrappers this package puts on mcp 1.x."""
 
     def __init__(self, telemetry: Telemetry) -> None:
         self._telemetry = telemetry
-        self._posts: list[tuple[Any, str]] = []
 
-    def apply(self) -> None:
-        for module_name, owner_name, name, params_of in _POSTS:
-            module = importlib.import_module(module_name)
-            owner = getattr(module, owner_name) if owner_name else module
-            if hasattr(owner, name):
-                wrap_function_wrapper(owner, name, _in_message_context(params_of))
-                self._posts.append((owner, name))
-        wrap_function_wrapper("mcp.server.lowlevel.server", "Server._handle_message", self._handle_message)
-        wrap_function_wrapper("mcp.server.session", "ServerSession._received_request", self._server_received)
-        wrap_function_wrapper("mcp.client.session", "ClientSession.__init__", _client_created)
-        wrap_function_wrapper("mcp.client.session", "ClientSession._received_request", self._client_received)
-        wrap_function_wrapper("mcp.client.session", "ClientSession._received_notification", self._notified)
-        wrap_function_wrapper("mcp.shared.session", "RequestResponder.respond", _capture_response)
-        wrap_function_wrapper("mcp.shared.session", "BaseSession.send_request", self._send_request)
-        wrap_function_wrapper("mcp.shared.session", "BaseSession.send_notification", self._send_notification)
+    def targets(self) -> list[Target]:
         entered, exited = self._telemetry.session_wrappers(self._session_ended)
-        wrap_function_wrapper("mcp.shared.session", "BaseSession.__aenter__", entered)
-        wrap_function_wrapper("mcp.shared.session", "BaseSession.__aexit__", exited)
-
-    def remove(self) -> None:
-        for owner, name in self._posts:
-            unwrap(owner, name)
-        self._posts = []
-        unwrap(Server, "_handle_message")
-        unwrap(ServerSession, "_received_request")
-        unwrap(ClientSession, "__init__")
-        unwrap(ClientSession, "_received_request")
-        unwrap(ClientSession, "_received_notification")
-        unwrap(RequestResponder, "respond")
-        unwrap(BaseSession, "send_request")
-        unwrap(BaseSession, "send_notification")
-        unwrap(BaseSession, "__aenter__")
-        unwrap(BaseSession, "__aexit__")
+        return [
+            Target("mcp.server.lowlevel.server", "Server._handle_message", self._handle_message),
+            Target("mcp.server.session", "ServerSession._received_request", self._server_received),
+            Target("mcp.client.session", "ClientSession.__init__", _client_created),
+            Target("mcp.client.session", "ClientSession._received_request", self._client_received),
+            Target("mcp.client.session", "ClientSession._received_notification", self._notified),
+            Target("mcp.shared.session", "RequestResponder.respond", _capture_response),
+            Target("mcp.shared.session", "BaseSession.send_request", self._send_request),
+            Target("mcp.shared.session", "BaseSession.send_notification", self._send_notification),
+            Target("mcp.shared.session", "BaseSession.__aenter__", entered),
+            Target("mcp.shared.session", "BaseSession.__aexit__", exited),
+            # the client transports' steps that post a message; a release that lacks one posts from elsewhere
+            Target(
+                "mcp.client.streamable_http",
+                "StreamableHTTPTransport._handle_post_request",
+                _in_message_context(_posted_params),
+                optional=True,
+            ),
+            Target("mcp.client.sse", "request_within_origin", _in_message_context(_sse_posted_params), optional=True),
+        ]
 
     def _session_ended(self, session: Session, error: object) -> None:
         self._telemetry.session_ended(

@@ -16,7 +16,6 @@ span's context goes into a copy of the params; the SDK's own client span and inj
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,22 +23,20 @@ from contextvars import ContextVar
 from typing import Any
 
 from mcp.client.session import ClientSession
-from mcp.server._streamable_http_modern import _SingleExchangeDispatchContext
 from mcp.server.connection import Connection
 from mcp.server.runner import ServerRunner
-from mcp.shared.direct_dispatcher import DirectDispatcher, _DirectDispatchContext
 from mcp.shared.exceptions import MCPError
-from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher, handler_exception_to_error_data
+from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
 from mcp_types import CONNECTION_CLOSED, PROTOCOL_VERSION_META_KEY, REQUEST_TIMEOUT
 from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.instrumentation.utils import suppress_instrumentation, unwrap
-from wrapt import wrap_function_wrapper
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import Message, Transport
 from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
+from opentelemetry_instrumentation_mcp._patching import Target
 from opentelemetry_instrumentation_mcp._propagation import with_carrier
 from opentelemetry_instrumentation_mcp._session import SessionState, session_state, share_state
 from opentelemetry_instrumentation_mcp._transport import (
@@ -49,23 +46,12 @@ from opentelemetry_instrumentation_mcp._transport import (
     take_client_transport,
 )
 
-_SDK_MIDDLEWARE_MODULE = "mcp.server._otel"
 _DISPATCHER_MODULE = "mcp.shared.jsonrpc_dispatcher"
+_DIRECT_MODULE = "mcp.shared.direct_dispatcher"
 _MODERN_HTTP_MODULE = "mcp.server._streamable_http_modern"
-_SELF_QUERY = "_tool_input_schema"
-"""The modern HTTP entry's own `tools/list` walk (to validate `Mcp-Param-*` headers): not an inbound message."""
-_SENDING_CONTEXTS = (_SingleExchangeDispatchContext, _DirectDispatchContext)
+_SENDING_CONTEXTS = frozenset({"_SingleExchangeDispatchContext", "_DirectDispatchContext"})
 """Dispatch contexts that send a handler's messages themselves, not through a dispatcher's `notify` /
 `send_raw_request`: the single-exchange HTTP dispatch (stateless, and the 2026-07-28 era) and in-process dispatch."""
-_SENDS = (
-    *(
-        (sender, method)
-        for sender in (JSONRPCDispatcher, DirectDispatcher, _DirectDispatchContext)
-        for method in ("send_raw_request", "notify")
-    ),
-    (_SingleExchangeDispatchContext, "notify"),  # it has no back channel: its requests are refused unsent
-)
-"""Every way out of a message: the dispatchers' sends, and those of the dispatch contexts that send themselves."""
 _LOCAL_FAILURES = frozenset({REQUEST_TIMEOUT, CONNECTION_CLOSED})
 """Codes of the errors the SDK raises itself: a request timed out, the connection closed."""
 
@@ -263,59 +249,50 @@ async def _untraced(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
         return await wrapped(*args, **kwargs)
 
 
-_MODULE_FUNCTIONS = (
-    (_SDK_MIDDLEWARE_MODULE, "OpenTelemetryMiddleware.__call__", _mute_sdk_span),
-    (_DISPATCHER_MODULE, "otel_span", _mute_sdk_client_span),
-    (_DISPATCHER_MODULE, "inject_trace_context", _skip_sdk_injection),
-    (_MODERN_HTTP_MODULE, _SELF_QUERY, _untraced),
-)
-
-
 class Patches:
-    """The wrappers this package puts on mcp 2.x, and their removal."""
+    """The wrappers this package puts on mcp 2.x."""
 
     def __init__(self, telemetry: Telemetry) -> None:
         self._telemetry = telemetry
 
-    def apply(self) -> None:
-        wrap_function_wrapper("mcp.client.session", "ClientSession.__init__", _client_created)
+    def targets(self) -> list[Target]:
         entered, exited = self._telemetry.session_wrappers(self._client_ended)
-        wrap_function_wrapper("mcp.client.session", "ClientSession.__aenter__", entered)
-        wrap_function_wrapper("mcp.client.session", "ClientSession.__aexit__", exited)
-        wrap_function_wrapper("mcp.server.connection", "Connection.for_loop", self._connection_opened)
-        wrap_function_wrapper(JSONRPCDispatcher, "run", _dispatcher_runs)
-        wrap_function_wrapper(JSONRPCDispatcher, "_allocate_id", _allocated)
-        wrap_function_wrapper(DirectDispatcher, "_make_context", _direct_context)
-        wrap_function_wrapper("mcp.server.runner", "aclose_shielded", self._connection_closed)
-        for method in ("_on_request", "_on_notify"):
-            wrap_function_wrapper("mcp.server.runner", f"ServerRunner.{method}", self._server_receive)
-            wrap_function_wrapper("mcp.client.session", f"ClientSession.{method}", self._client_receive)
-        for sender, method in _SENDS:
-            wrap_function_wrapper(
-                sender, method, self._send_request if method == "send_raw_request" else self._send_notification
+        sends = [
+            Target(
+                module,
+                f"{sender}.{method}",
+                self._send_request if method == "send_raw_request" else self._send_notification,
             )
-        for module, name, wrapper in _MODULE_FUNCTIONS:
-            wrap_function_wrapper(module, name, wrapper)
-
-    def remove(self) -> None:
-        unwrap(ServerRunner, "_on_request")
-        unwrap(ServerRunner, "_on_notify")
-        unwrap(ClientSession, "__init__")
-        unwrap(ClientSession, "__aenter__")
-        unwrap(ClientSession, "__aexit__")
-        unwrap(Connection, "for_loop")
-        unwrap(JSONRPCDispatcher, "run")
-        unwrap(JSONRPCDispatcher, "_allocate_id")
-        unwrap(DirectDispatcher, "_make_context")
-        unwrap(importlib.import_module("mcp.server.runner"), "aclose_shielded")
-        unwrap(ClientSession, "_on_request")
-        unwrap(ClientSession, "_on_notify")
-        for sender, method in _SENDS:
-            unwrap(sender, method)
-        for module, name, _ in _MODULE_FUNCTIONS:
-            owner, _, attribute = name.rpartition(".")
-            target = importlib.import_module(module)
-            unwrap(getattr(target, owner) if owner else target, attribute)
+            for module, sender in (
+                (_DISPATCHER_MODULE, "JSONRPCDispatcher"),
+                (_DIRECT_MODULE, "DirectDispatcher"),
+                (_DIRECT_MODULE, "_DirectDispatchContext"),
+            )
+            for method in ("send_raw_request", "notify")
+        ]
+        return [
+            Target("mcp.client.session", "ClientSession.__init__", _client_created),
+            Target("mcp.client.session", "ClientSession.__aenter__", entered),
+            Target("mcp.client.session", "ClientSession.__aexit__", exited),
+            Target("mcp.client.session", "ClientSession._on_request", self._client_receive),
+            Target("mcp.client.session", "ClientSession._on_notify", self._client_receive),
+            Target("mcp.server.connection", "Connection.for_loop", self._connection_opened),
+            Target("mcp.server.runner", "aclose_shielded", self._connection_closed),
+            Target("mcp.server.runner", "ServerRunner._on_request", self._server_receive),
+            Target("mcp.server.runner", "ServerRunner._on_notify", self._server_receive),
+            Target(_DISPATCHER_MODULE, "JSONRPCDispatcher.run", _dispatcher_runs),
+            Target(_DISPATCHER_MODULE, "JSONRPCDispatcher._allocate_id", _allocated),
+            Target(_DIRECT_MODULE, "DirectDispatcher._make_context", _direct_context),
+            *sends,
+            # it has no back channel: its requests are refused unsent
+            Target(_MODERN_HTTP_MODULE, "_SingleExchangeDispatchContext.notify", self._send_notification),
+            # the SDK's own tracing, muted
+            Target("mcp.server._otel", "OpenTelemetryMiddleware.__call__", _mute_sdk_span),
+            Target(_DISPATCHER_MODULE, "otel_span", _mute_sdk_client_span),
+            Target(_DISPATCHER_MODULE, "inject_trace_context", _skip_sdk_injection),
+            # the modern HTTP entry's own `tools/list` walk (to validate `Mcp-Param-*` headers): not a message
+            Target(_MODERN_HTTP_MODULE, "_tool_input_schema", _untraced),
+        ]
 
     def _client_ended(self, session: ClientSession, error: object) -> None:
         state = session_state(session)
@@ -360,7 +337,7 @@ class Patches:
         if bound is None or not self._telemetry.enabled():
             return await wrapped(*args, **kwargs)
         dctx, method, params, state = bound
-        if type(dctx) in _SENDING_CONTEXTS:  # it sends the handler's notifications and requests itself
+        if type(dctx).__name__ in _SENDING_CONTEXTS:  # it sends the handler's notifications and requests itself
             share_state(dctx, state)
         describe = lambda: _inbound(method, dctx, params, version=version(), state=state, otherwise=otherwise())  # noqa: E731
         with Active.handling(self._telemetry, method, describe, _received_error_code) as operation:
