@@ -11,6 +11,7 @@ the rounds, the cost added over the bare SDK, and our added cost as a fraction o
 Configurations:
   bare        the SDK, no OpenTelemetry SDK configured (mcp 2.x's own tracing is then a no-op)
   sdk-tracing mcp 2.x's own tracing, with an SDK tracer provider
+  ours-spans  this instrumentation, with an SDK tracer provider only
   ours        this instrumentation, with SDK tracer and meter providers
   ours-noop   this instrumentation, no providers configured
 """
@@ -29,7 +30,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MCP2 = not metadata.version("mcp").startswith("1.")
-CONFIGURATIONS = ["bare", "sdk-tracing", "ours", "ours-noop"] if MCP2 else ["bare", "ours", "ours-noop"]
+CONFIGURATIONS = (
+    ["bare", "sdk-tracing", "ours-spans", "ours", "ours-noop"] if MCP2 else ["bare", "ours-spans", "ours", "ours-noop"]
+)
 
 
 def configure(configuration: str) -> None:
@@ -53,7 +56,11 @@ def configure(configuration: str) -> None:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
     trace.set_tracer_provider(tracer_provider)
-    if configuration == "ours":
+    if configuration == "ours-spans":
+        from opentelemetry_instrumentation_mcp import McpInstrumentor
+
+        McpInstrumentor().instrument(tracer_provider=tracer_provider)
+    elif configuration == "ours":
         from opentelemetry_instrumentation_mcp import McpInstrumentor
 
         meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])

@@ -381,11 +381,13 @@ class Patches:
             args, kwargs = guarded(
                 "injecting trace context", lambda: _injected(args, kwargs, params, operation), (args, kwargs)
             )
-            token = _sending.set(operation)
+            # a recorded span learns the id the dispatcher allocates
+            token = _sending.set(operation) if operation.span.is_recording() else None
             try:
                 result = await wrapped(*args, **kwargs)
             finally:
-                _sending.reset(token)
+                if token is not None:
+                    _sending.reset(token)
             guarded("recording a result", lambda: _record_result(operation, method, result, state), None)
             return result
 
