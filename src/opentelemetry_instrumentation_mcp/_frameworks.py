@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Tracer
-from wrapt import register_post_import_hook, wrap_function_wrapper
+from wrapt import register_post_import_hook
 
 from opentelemetry_instrumentation_mcp._guard import guarded
+from opentelemetry_instrumentation_mcp._patching import Patcher, Target
 
 _MCP_KINDS = (SpanKind.CLIENT, SpanKind.SERVER)
 
@@ -76,7 +76,7 @@ class FrameworkPatch:
 
     def __init__(self) -> None:
         self._active = False
-        self._wrapped: list[tuple[ModuleType, str]] = []
+        self._patcher = Patcher()
 
     def apply(self) -> None:
         self._active = True
@@ -89,13 +89,12 @@ class FrameworkPatch:
 
     def _patch(self, module: ModuleType) -> None:
         fastmcp4 = _fastmcp4()
-        for module_name, name, wrapper, of_fastmcp4 in _TARGETS:
-            if module_name == module.__name__ and of_fastmcp4 is fastmcp4 and hasattr(module, name):
-                wrap_function_wrapper(module, name, wrapper)
-                self._wrapped.append((module, name))
+        self._patcher.apply(
+            Target(module_name, name, wrapper, optional=True)
+            for module_name, name, wrapper, of_fastmcp4 in _TARGETS
+            if module_name == module.__name__ and of_fastmcp4 is fastmcp4
+        )
 
     def remove(self) -> None:
         self._active = False
-        for module, name in self._wrapped:
-            unwrap(module, name)
-        self._wrapped = []
+        self._patcher.remove()

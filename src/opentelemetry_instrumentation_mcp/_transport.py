@@ -178,7 +178,7 @@ def transport_targets(flush: Callable[[], None]) -> list[Target]:
     reexports = [
         binder
         for binder in _REEXPORTS
-        if original is not None and vars(sys.modules.get(binder, sys)).get(name) is original
+        if original is not None and getattr(sys.modules.get(binder), name, None) is original
     ]
     stdio = ending(flush, stdio=True)
     return [

@@ -113,7 +113,6 @@ def _outbound(method: str, params: object, request_id: object, state: SessionSta
         name=fields.get("name"),
         uri=fields.get("uri"),
         arguments=fields.get("arguments"),
-        meta=fields.get("_meta"),
         params=params,
         protocol_version=_envelope_version(fields) or state.protocol_version,
         transport=client_transport(state) if state.client is not None else _server_transport(state),
