@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
+from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver
 
 _guard.RAISE_INTERNAL_ERRORS = True
 
@@ -79,6 +80,13 @@ def instrumented(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporte
     instrumentor.instrument(tracer_provider=_PROVIDER)
     yield exporter
     instrumentor.uninstrument()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OtlpReceiver]:
+    """A real OTLP receiver (HTTP) on 127.0.0.1, for what processes of their own export."""
+    with OtlpReceiver() as receiver:
+        yield receiver
 
 
 def ours(exporter: InMemorySpanExporter) -> list[ReadableSpan]:

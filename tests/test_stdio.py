@@ -8,11 +8,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from opentelemetry.trace import SpanKind
 
 from opentelemetry_instrumentation_mcp._metrics import BUCKETS
@@ -85,12 +83,6 @@ def server_env(endpoint: str | None) -> dict[str, str]:
             OTEL_BSP_SCHEDULE_DELAY="50",
         )
     return env
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as receiver:
-        yield receiver
 
 
 def instrumented_server(receiver: OtlpReceiver) -> StdioPeer:

@@ -96,12 +96,6 @@ async def test_downstream_http_continues_the_tool_span(instrumented: InMemorySpa
 # --- across processes ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as receiver:
-        yield receiver
-
-
 def otel_env(receiver: OtlpReceiver) -> dict[str, str]:
     return {
         "OTEL_TRACES_EXPORTER": "otlp",
@@ -249,20 +243,12 @@ async def test_broken_transport_records_the_exception_class(instrumented: InMemo
     assert span.status.status_code.name == "ERROR"
 
 
-@pytest.fixture
-def sdk_http_client(instrumented: InMemorySpanExporter) -> Iterator[None]:
-    """The instrumentation of the HTTP client the SDK's own client transports use: httpx on 1.x, httpx2 on 2.x."""
-    module, name = HTTP_LIBRARIES["httpx" if MCP1 else "httpx2"]
-    instrumentor = getattr(importlib.import_module(module), name)()
-    instrumentor.instrument(tracer_provider=_PROVIDER)
-    yield
-    instrumentor.uninstrument()
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("transport", ["http", "sse"])
+# the HTTP client the SDK's own client transports use: httpx on 1.x, httpx2 on 2.x
+@pytest.mark.parametrize("http_library", ["httpx" if MCP1 else "httpx2"], indirect=True)
 async def test_the_http_request_carrying_a_message_runs_under_its_client_span(
-    instrumented: InMemorySpanExporter, sdk_http_client: None, transport: str
+    instrumented: InMemorySpanExporter, http_library: str, transport: str
 ) -> None:
     if transport == "sse" and MCP1 and not hasattr(importlib.import_module("mcp.client.sse"), "request_within_origin"):
         pytest.skip("this 1.x SSE client posts from a closure of its own, with no step to run in the message's context")

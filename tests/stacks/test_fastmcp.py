@@ -53,12 +53,6 @@ def http_url() -> Iterator[str]:
         yield f"{url}/mcp"
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as receiver:
-        yield receiver
-
-
 def stdio_target(receiver: OtlpReceiver) -> Any:
     """The server script in a process of its own, zero-code, with the SDK's default export schedule."""
     from fastmcp.client.transports import StdioTransport
@@ -67,14 +61,6 @@ def stdio_target(receiver: OtlpReceiver) -> Any:
     del env["OTEL_BSP_SCHEDULE_DELAY"]
     command = instrumented_command()
     return StdioTransport(command, [sys.executable, str(SERVER_SCRIPT)], env=env, keep_alive=False)
-
-
-@pytest.fixture
-def instrumented(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
-    instrumentor = McpInstrumentor()
-    instrumentor.instrument(tracer_provider=_PROVIDER)
-    yield exporter
-    instrumentor.uninstrument()
 
 
 @pytest.mark.parametrize("transport", ["memory", "http"])
