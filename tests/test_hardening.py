@@ -294,7 +294,7 @@ def test_sessions_leave_nothing_behind(instrumented: InMemorySpanExporter, trans
 
 
 STEPS_OF_OURS = [
-    "_operation.carrier",  # the context a message carries
+    f"{'_v1' if MCP1 else '_v2'}.carrier",  # the context a message carries
     "_operation.client_parent",
     "_operation.server_parent",
     "_transport._url_attributes",  # inside the SDK's HTTP client transport's constructor

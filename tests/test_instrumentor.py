@@ -20,7 +20,6 @@ from opentelemetry.trace import NoOpTracerProvider
 from packaging.requirements import Requirement
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard, _patching
-from opentelemetry_instrumentation_mcp._operation import Telemetry
 from opentelemetry_instrumentation_mcp.package import _instruments
 from tests.apps import reference_app
 from tests.conftest import ours
@@ -57,7 +56,7 @@ def patched_targets() -> list[tuple[Any, str]]:
         from mcp.client.session import ClientSession
         from mcp.server.lowlevel.server import Server
         from mcp.server.session import ServerSession
-        from mcp.shared.session import BaseSession, RequestResponder
+        from mcp.shared.session import BaseSession
 
         return [
             *transports,
@@ -66,7 +65,6 @@ def patched_targets() -> list[tuple[Any, str]]:
             (ClientSession, "__init__"),
             (ClientSession, "_received_request"),
             (ClientSession, "_received_notification"),
-            (RequestResponder, "respond"),
             (BaseSession, "send_request"),
             (BaseSession, "send_notification"),
             (BaseSession, "__aenter__"),
@@ -271,10 +269,10 @@ async def test_no_provider_and_sampled_out(provider: str) -> None:
 async def test_a_fault_of_ours_is_logged_once_and_the_call_proceeds(
     instrumented: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(self: Telemetry, message: Any) -> Any:
+    def broken(*args: Any) -> Any:
         raise RuntimeError("instrumentation bug")
 
-    monkeypatch.setattr(Telemetry, "start_server", broken)
+    monkeypatch.setattr("opentelemetry_instrumentation_mcp._operation.server_parent", broken)
     monkeypatch.setattr(_guard, "RAISE_INTERNAL_ERRORS", False)
     monkeypatch.setattr(_guard, "_reported", set())
     with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):

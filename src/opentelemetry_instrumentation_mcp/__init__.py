@@ -78,7 +78,7 @@ class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL)
         meter = metrics.get_meter(__name__, __version__, kwargs.get("meter_provider"), schema_url=_SCHEMA_URL)
-        self._telemetry = Telemetry(tracer, Metrics(meter), options(kwargs), recording(tracer, meter))
+        self._telemetry = Telemetry(tracer, Metrics(meter), options(kwargs), *recording(tracer, meter))
         flush = flusher(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         self._patcher = Patcher()
         self._frameworks = FrameworkPatch()

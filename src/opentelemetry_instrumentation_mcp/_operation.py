@@ -44,7 +44,7 @@ from opentelemetry_instrumentation_mcp._content import as_data, as_json, prompt_
 from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._message import Message
 from opentelemetry_instrumentation_mcp._metrics import Metrics
-from opentelemetry_instrumentation_mcp._propagation import carrier, client_parent, server_parent
+from opentelemetry_instrumentation_mcp._propagation import client_parent, server_parent
 from opentelemetry_instrumentation_mcp._session import SessionState, session_state
 from opentelemetry_instrumentation_mcp._transport import Attributes
 
@@ -63,50 +63,55 @@ ErrorCode = Callable[[BaseException], "tuple[int, str] | None"]
 """Maps an exception raised by the SDK to the JSON-RPC error it is answered with, if it is one."""
 
 
-def span_name(message: Message) -> str:
-    """`{mcp.method.name} {target}`: the tool or prompt name is the target; resource URIs never are."""
-    if message.method in ("tools/call", "prompts/get") and isinstance(message.name, str):
-        return f"{message.method} {message.name}"
-    return message.method
-
-
-def message_attributes(message: Message) -> Attributes:
-    """The span attributes a message determines before it is handled."""
-    attributes: Attributes = {MCP_METHOD_NAME: message.method}
+def described(message: Message) -> tuple[str, Attributes]:
+    """A message's span name, `{mcp.method.name} {target}` (the tool or prompt name is the target, a resource URI
+    never is), and the span attributes it determines before it is handled."""
+    method, name = message.method, message.name
+    attributes: Attributes = {MCP_METHOD_NAME: method}
     if message.request_id is not None:
         attributes[JSONRPC_REQUEST_ID] = str(message.request_id)
-    if message.method == "tools/call":
+    span_name = method
+    if method == "tools/call":
         attributes[GEN_AI_OPERATION_NAME] = _EXECUTE_TOOL
-        if isinstance(message.name, str):
-            attributes[GEN_AI_TOOL_NAME] = message.name
-    elif message.method == "prompts/get" and isinstance(message.name, str):
-        attributes[GEN_AI_PROMPT_NAME] = message.name
-    elif message.method in _RESOURCE_METHODS and message.uri is not None:
+        if isinstance(name, str):
+            attributes[GEN_AI_TOOL_NAME] = name
+            span_name = f"{method} {name}"
+    elif method == "prompts/get" and isinstance(name, str):
+        attributes[GEN_AI_PROMPT_NAME] = name
+        span_name = f"{method} {name}"
+    elif method in _RESOURCE_METHODS and message.uri is not None:
         attributes[MCP_RESOURCE_URI] = str(message.uri)
     if message.protocol_version:
         attributes[MCP_PROTOCOL_VERSION] = message.protocol_version
-    session_id = message.transport.session_id or (message.session.session_id if message.session else None)
+    transport = message.transport
+    session_id = transport.session_id or (message.session.session_id if message.session else None)
     if session_id:
         attributes[MCP_SESSION_ID] = session_id
-    attributes.update(message.transport.attributes)
-    return attributes
+    if transport.attributes:
+        attributes.update(transport.attributes)
+    return span_name, attributes
 
 
 class Operation:
     """The span of one MCP operation on one side, what is known of its outcome, and its duration metric.
 
-    With nothing to record it has no message, no span and no metrics, and only passes its context on.
+    A context manager: the span is active inside and ends on the way out. Faults of ours are reported and the
+    operation proceeds untraced; the SDK's own exceptions pass through unchanged after they are recorded. With
+    nothing to record it has no message, no span and no metrics, and only passes its context on.
     """
 
     __slots__ = (
         "_attributes",
         "_cancelled",
+        "_error_code",
         "_message",
         "_metrics",
         "_server",
         "_started",
         "_telemetry",
+        "_token",
         "context",
+        "recording",
         "span",
     )
 
@@ -120,6 +125,7 @@ class Operation:
         *,
         server: bool,
         metrics: Metrics | None,
+        error_code: ErrorCode,
     ) -> None:
         self._telemetry = telemetry
         self._message = message
@@ -128,12 +134,38 @@ class Operation:
         self._attributes = attributes
         self._server = server
         self._metrics = metrics
-        self._started = default_timer()
+        self._error_code = error_code
+        self._started = default_timer() if metrics is not None else 0.0
         self._cancelled = False
+        self._token: Token[Context] | None = None
+        self.recording = span.is_recording()
+        """Whether the span records (asked once: a sampled-out span gets nothing more)."""
+
+    def __enter__(self) -> Operation:
+        # a client's operation with nothing to record keeps the context it is in: nothing to attach
+        if self.context is not context_api.get_current():
+            self._token = context_api.attach(self.context)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        steps = _SERVER_STEPS if self._server else _CLIENT_STEPS
+        try:
+            if self._token is not None:
+                context_api.detach(self._token)
+            if exc is not None:
+                self.exception(exc)
+        except Exception as error:  # noqa: BLE001
+            report(steps[1], error)
+        try:
+            self.end()
+        except Exception as error:  # noqa: BLE001
+            report(steps[2], error)
 
     def _set(self, key: str, value: AttributeValue) -> None:
         self._attributes[key] = value
-        if self.span.is_recording():
+        if self.recording:
             self.span.set_attribute(key, value)
 
     def set_request_id(self, request_id: object) -> None:
@@ -163,39 +195,34 @@ class Operation:
     def failed(self, error_type: str, description: str | None = None) -> None:
         """The operation failed: `error.type` and an ERROR status."""
         self._set(ERROR_TYPE, error_type)
-        if self.span.is_recording():
+        if self.recording:
             self.span.set_status(StatusCode.ERROR, description)
 
     def cancelled(self) -> None:
         """The operation was cancelled (by the client, the caller, or the connection's end): not a failure of the
         peer, as gRPC's CANCELLED is not; the span gets a `cancelled` event and no error."""
-        if not self._cancelled and self.span.is_recording():
+        if not self._cancelled and self.recording:
             self.span.add_event(CANCELLED)
         self._cancelled = True
 
-    def exception(self, exc: BaseException, error_code: ErrorCode) -> None:
+    def exception(self, exc: BaseException) -> None:
         """The SDK raised `exc` out of the operation: a cancellation, a JSON-RPC error, or a failure of the
         exception's class."""
         if isinstance(exc, anyio.get_cancelled_exc_class()):
             self.cancelled()
             return
-        answered = error_code(exc)
+        answered = self._error_code(exc)
         if answered is not None:
             self.error_response(*answered)
             return
-        if self.span.is_recording():
+        if self.recording:
             self.span.record_exception(exc)
         self.failed(type(exc).__qualname__, str(exc) or None)
 
     def result(self, result: object) -> None:
         """The operation's result, as the peer sees it: for opt-in content capture and the response hook."""
-        if self._message is not None:
+        if self.recording and self._message is not None and self._telemetry.reads_results:
             self._telemetry.finished(self, self._message, result)
-
-    def carrier(self) -> dict[str, object] | None:
-        """This operation's context as `_meta` fields, for its outbound message; None when there is none to send
-        (the message then goes exactly as the caller wrote it)."""
-        return carrier(self.context)
 
     def end(self) -> None:
         self.span.end()
@@ -206,12 +233,24 @@ class Operation:
 class Telemetry:
     """Starts the spans of MCP operations with the configured tracer, meter and options."""
 
-    def __init__(self, tracer: Tracer, metrics: Metrics, options: Options, recording: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        metrics: Metrics,
+        options: Options,
+        recording: Callable[[], bool],
+        measuring: Callable[[], bool],
+    ) -> None:
         self._tracer = tracer
         self.metrics = metrics
         self._options = options
-        self._recording = recording
+        self.recording = recording
         """Whether an SDK provider records spans or metrics; without one, operations only pass context on."""
+        self._measuring = measuring
+        """Whether an SDK meter provider records metrics."""
+        self._reads_messages = options.capture_content or options.request_hook is not None
+        self.reads_results = options.capture_content or options.response_hook is not None
+        """Whether a recorded operation's result is read (opt-in content, the response hook)."""
         self.active = True
         """False once uninstrumented: wrappers the SDK still holds (mcp 2.x caches bound handlers) go quiet."""
 
@@ -219,36 +258,53 @@ class Telemetry:
         """Whether to trace now: instrumented, and not inside `suppress_instrumentation()`."""
         return self.active and is_instrumentation_enabled()
 
-    def start_server(self, method: str, describe: Callable[[], Message]) -> Operation | None:
-        """Start the SERVER span of an inbound message, parented (or linked) as `server_parent` decides."""
-        if method in self._options.excluded_methods:
-            return None
-        message = describe()
-        parent, links = server_parent(message, context_api.get_current(), self._options.incoming_context)
-        if not self._recording():
-            return self._passing(parent, server=True)
-        return self._start(message, parent, SpanKind.SERVER, links)
+    def handling(self, method: str, describe: Callable[[], Message], error_code: ErrorCode) -> Operation | Untraced:
+        """The SERVER operation of an inbound message, parented (or linked) as `server_parent` decides."""
+        try:
+            if method in self._options.excluded_methods:
+                return UNTRACED
+            message = describe()
+            parent, links = server_parent(message, context_api.get_current(), self._options.incoming_context)
+            if not self.recording():
+                return self._passing(parent, server=True, error_code=error_code)
+            return self._start(message, parent, SpanKind.SERVER, links, error_code)
+        except Exception as error:  # noqa: BLE001
+            report(_SERVER_STEPS[0], error)
+            return UNTRACED
 
-    def start_client(self, method: str, describe: Callable[[], Message], meta: object) -> Operation:
-        """Start the CLIENT span of an outbound message whose `params._meta` is `meta`, parented by
-        `client_parent`. An excluded method, or one with nothing to record, gets no span and only passes its
-        parent's context on."""
-        parent = client_parent(context_api.get_current(), meta)
-        if method in self._options.excluded_methods or not self._recording():
-            return self._passing(parent, server=False)
-        return self._start(describe(), parent, SpanKind.CLIENT, ())
+    def sending(
+        self, method: str, describe: Callable[[], Message], meta: object, error_code: ErrorCode
+    ) -> Operation | Untraced:
+        """The CLIENT operation of an outbound message whose `params._meta` is `meta`, parented by `client_parent`
+        (described only if it is recorded). An excluded method, or one with nothing to record, gets no span and
+        only passes its parent's context on."""
+        try:
+            parent = client_parent(context_api.get_current(), meta)
+            if method in self._options.excluded_methods or not self.recording():
+                return self._passing(parent, server=False, error_code=error_code)
+            return self._start(describe(), parent, SpanKind.CLIENT, (), error_code)
+        except Exception as error:  # noqa: BLE001
+            report(_CLIENT_STEPS[0], error)
+            return UNTRACED
 
-    def _passing(self, context: Context, *, server: bool) -> Operation:
+    def _passing(self, context: Context, *, server: bool, error_code: ErrorCode) -> Operation:
         """With nothing to record, an operation only passes its parent's context on: what a no-op span does."""
-        return Operation(self, None, trace.INVALID_SPAN, context, {}, server=server, metrics=None)
+        return Operation(
+            self, None, trace.INVALID_SPAN, context, {}, server=server, metrics=None, error_code=error_code
+        )
 
-    def _start(self, message: Message, parent: Context, kind: SpanKind, links: Sequence[Link]) -> Operation:
-        attributes = message_attributes(message)
-        span = self._tracer.start_span(span_name(message), parent, kind, attributes, links, record_exception=False)
+    def _start(
+        self, message: Message, parent: Context, kind: SpanKind, links: Sequence[Link], error_code: ErrorCode
+    ) -> Operation:
+        name, attributes = described(message)
+        span = self._tracer.start_span(name, parent, kind, attributes, links, record_exception=False)
         context = trace.set_span_in_context(span, parent)
+        metrics = self.metrics if self._measuring() else None
         server = kind is SpanKind.SERVER
-        operation = Operation(self, message, span, context, attributes, server=server, metrics=self.metrics)
-        if span.is_recording():
+        operation = Operation(
+            self, message, span, context, attributes, server=server, metrics=metrics, error_code=error_code
+        )
+        if operation.recording and self._reads_messages:
             self._started(span, message)
         return operation
 
@@ -305,8 +361,6 @@ class Telemetry:
     def finished(self, operation: Operation, message: Message, result: object) -> None:
         """An operation's result arrived: opt-in content, the response hook."""
         span, options = operation.span, self._options
-        if not span.is_recording():
-            return
         if options.capture_content and message.method == "tools/call":
             span.set_attribute(GEN_AI_TOOL_CALL_RESULT, as_json(result, options.content_max_length))
         if options.response_hook is not None:
@@ -318,58 +372,18 @@ _SERVER_STEPS = ("starting a server span", "recording a server span's outcome", 
 _CLIENT_STEPS = ("starting a client span", "recording a client span's outcome", "ending a client span")
 
 
-class Active:
-    """Context manager around one operation: its span is active inside and ends on the way out.
+class Untraced:
+    """In place of an operation that could not start (a fault of ours, reported): the message goes untraced."""
 
-    Faults of ours are reported and the operation proceeds untraced; the SDK's own exceptions pass through
-    unchanged after they are recorded.
-    """
+    __slots__ = ()
 
-    __slots__ = ("_error_code", "_start", "_token", "_where", "operation")
-
-    def __init__(
-        self, where: tuple[str, str, str], start: Callable[[], Operation | None], error_code: ErrorCode
-    ) -> None:
-        self._where = where
-        """Where a fault of ours happened: starting, recording the outcome, ending."""
-        self._start = start
-        self._error_code = error_code
-        self._token: Token[Context] | None = None
-        self.operation: Operation | None = None
-
-    @classmethod
-    def handling(
-        cls, telemetry: Telemetry, method: str, describe: Callable[[], Message], error_code: ErrorCode
-    ) -> Active:
-        """The SERVER span of an inbound message."""
-        return cls(_SERVER_STEPS, lambda: telemetry.start_server(method, describe), error_code)
-
-    @classmethod
-    def sending(
-        cls, telemetry: Telemetry, method: str, describe: Callable[[], Message], meta: object, error_code: ErrorCode
-    ) -> Active:
-        """The CLIENT span of an outbound message (described only if it is recorded)."""
-        return cls(_CLIENT_STEPS, lambda: telemetry.start_client(method, describe, meta), error_code)
-
-    def __enter__(self) -> Operation | None:
-        operation = self.operation = guarded(self._where[0], self._start, None)
-        # a client's operation with nothing to record keeps the context it is in: nothing to attach
-        if operation is not None and operation.context is not context_api.get_current():
-            self._token = context_api.attach(operation.context)
-        return operation
+    def __enter__(self) -> None:
+        return None
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        operation = self.operation
-        if operation is None:
-            return
-        try:
-            if self._token is not None:
-                context_api.detach(self._token)
-            if exc is not None:
-                operation.exception(exc, self._error_code)
-        except Exception as error:  # noqa: BLE001
-            report(self._where[1], error)
-        finally:
-            guarded(self._where[2], operation.end, None)
+        return None
+
+
+UNTRACED = Untraced()

@@ -10,12 +10,14 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
+from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import Getter
+from opentelemetry.propagators.textmap import Getter, TextMapPropagator
 from opentelemetry.trace import Link
 
 from opentelemetry_instrumentation_mcp._message import Message
+from opentelemetry_instrumentation_mcp._session import SessionState
 
 _MAX_VALUE_LENGTH = {"traceparent": 512, "tracestate": 512, "baggage": 8192}
 """Longer values count as absent (W3C caps tracestate at 512 characters and baggage at 8192 bytes)."""
@@ -53,7 +55,7 @@ _GETTER = _StringGetter()
 
 def extract(carrier: object, base: Context) -> Context | None:
     """`base` with the span context a carrier holds, or None when it holds no valid one."""
-    if not isinstance(carrier, Mapping) or not carrier:
+    if not carrier or not isinstance(carrier, Mapping):
         return None
     try:
         extracted = propagate.extract(carrier, context=base, getter=_GETTER)
@@ -72,6 +74,47 @@ def carrier(context: Context) -> dict[str, object] | None:
     return fields or None
 
 
+_sent_nothing: tuple[TextMapPropagator, Context] | None = None
+"""The propagators and the context they last found nothing to send for: the common case of an untraced caller,
+whose context object stays the same from one message to the next."""
+
+
+def sends_nothing(meta: object) -> bool:
+    """Whether a message whose `_meta` is `meta`, sent with no span of ours, would carry no context at all: none
+    given by hand, none in the current context for the propagators to write."""
+    global _sent_nothing  # noqa: PLW0603 - a one-entry cache, replaced whole
+    if meta is not None:
+        return False
+    textmap, current = propagate.get_global_textmap(), context_api.get_current()
+    last = _sent_nothing
+    if last is not None and last[0] is textmap and last[1] is current:
+        return True
+    if carrier(current) is not None:
+        return False
+    _sent_nothing = textmap, current
+    return True
+
+
+def passes_nothing(method: str, meta: object, http_request: object, session: SessionState) -> bool:
+    """Whether an inbound message has no context to pass on to its handling (with no span of ours): none in its
+    `_meta`, no HTTP request's, none its session was set up with, and it is not the `initialize` that sets one."""
+    return not meta and http_request is None and session.context is None and method != "initialize"
+
+
+def _written_fields(textmap: TextMapPropagator) -> frozenset[str]:
+    """The keys `textmap` writes, read once per propagator (a composite builds the set anew on every read)."""
+    global _written  # noqa: PLW0603 - a one-entry cache, replaced whole
+    last = _written
+    if last is not None and last[0] is textmap:
+        return last[1]
+    fields = frozenset(textmap.fields)
+    _written = textmap, fields
+    return fields
+
+
+_written: tuple[TextMapPropagator, frozenset[str]] | None = None
+
+
 def with_carrier(params: object, fields: Mapping[str, object]) -> object:
     """A message's `params` whose `_meta` carries `fields` (the CLIENT span's context) in place of whatever the
     caller, a framework or a proxy put under the keys the propagators write; every other `_meta` key stays.
@@ -88,7 +131,7 @@ def with_carrier(params: object, fields: Mapping[str, object]) -> object:
         return {**params, "_meta": dict(fields)}
     if not isinstance(meta, Mapping):
         return params
-    written = propagate.get_global_textmap().fields
+    written = _written_fields(propagate.get_global_textmap())
     own = {key: value for key, value in meta.items() if key not in written}
     return {**params, "_meta": {**own, **fields}}
 

@@ -27,21 +27,26 @@ def _measures(meter: Meter) -> bool:
     return real is not None and not isinstance(real, NoOpMeter)
 
 
-def recording(tracer: Tracer, meter: Meter) -> Callable[[], bool]:
-    """A check of whether `tracer` or `meter` records, which stays yes once it is.
-
-    Asked per operation, so it must be cheap: the proxies' own state is read, not the global providers (whose
-    getters look the environment up on every call until one is set).
-    """
+def _latched(records: Callable[[], bool]) -> Callable[[], bool]:
+    """`records`, asked until it says yes, which then stands (a provider, once set, stays)."""
     configured = False
 
     def check() -> bool:
         nonlocal configured
         if not configured:
-            configured = _traces(tracer) or _measures(meter)
+            configured = records()
         return configured
 
     return check
+
+
+def recording(tracer: Tracer, meter: Meter) -> tuple[Callable[[], bool], Callable[[], bool]]:
+    """Checks of whether `tracer` or `meter` records, and whether `meter` does, which stay yes once they are.
+
+    Asked per operation, so they must be cheap: the proxies' own state is read, not the global providers (whose
+    getters look the environment up on every call until one is set).
+    """
+    return _latched(lambda: _traces(tracer) or _measures(meter)), _latched(lambda: _measures(meter))
 
 
 FLUSH_SECONDS = 5.0

@@ -8,13 +8,12 @@ client transports post each message in the context its `_meta` carries (2.x does
 Inbound: the low-level `Server._handle_message` runs once per request and notification a server receives (in
 its own task), except `initialize`, which `ServerSession._received_request` answers inline in the receive
 loop; a client's `ClientSession._received_request` / `_received_notification` handle what the server sends.
-The outcome of a request is what the SDK responds with, seen by wrapping `RequestResponder.respond`.
+The outcome of a request is what the SDK responds with, seen through the `respond` of its traced responder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +29,12 @@ from opentelemetry.context import Context
 from pydantic import RootModel
 from wrapt import ObjectProxy
 
-from opentelemetry_instrumentation_mcp._guard import guarded
+from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Message, Transport
-from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
+from opentelemetry_instrumentation_mcp._operation import Operation, Telemetry, Untraced
 from opentelemetry_instrumentation_mcp._patching import Target
-from opentelemetry_instrumentation_mcp._propagation import extract, with_carrier
+from opentelemetry_instrumentation_mcp._propagation import carrier, extract, passes_nothing, sends_nothing, with_carrier
 from opentelemetry_instrumentation_mcp._session import session_state
 from opentelemetry_instrumentation_mcp._transport import (
     client_transport,
@@ -55,12 +54,20 @@ _LOCAL_FAILURES = frozenset({408, types.CONNECTION_CLOSED})
 
 @dataclass(slots=True)
 class _Responding:
-    responder: object
+    """Stands in for a traced request's `RequestResponder.respond` (as an attribute of that one responder, for the
+    length of its handling): notes the response, then responds."""
+
+    respond: Callable[..., Any]
     operation: Operation
     session: Session
 
-
-_responding: ContextVar[_Responding | None] = ContextVar("opentelemetry_mcp_responding", default=None)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        response = args[0] if args else kwargs.get("response")
+        try:
+            _record_response(self.operation, self.session, response)
+        except Exception as error:  # noqa: BLE001
+            report("recording a response", error)
+        return self.respond(*args, **kwargs)
 
 
 def _received_error_code(exc: BaseException) -> tuple[int, str] | None:
@@ -178,23 +185,13 @@ def _record_result(operation: Operation, session: Session, result: object) -> No
         operation.tool_error()
 
 
-def _record_response(responding: _Responding, response: object) -> None:
-    operation = responding.operation
+def _record_response(operation: Operation, session: Session, response: object) -> None:
     if isinstance(response, types.ErrorData):
         operation.error_response(response.code, response.message)
         if response.code == 0:  # the SDK's answer to any exception a handler raised
             operation.failed(_UNKNOWN_EXCEPTION, response.message)
         return
-    _record_result(operation, responding.session, response)
-
-
-def _capture_response(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Wrapper of `RequestResponder.respond`: note the response of the request being traced."""
-    responding = _responding.get()
-    if responding is not None and responding.responder is instance:
-        response = args[0] if args else kwargs.get("response")
-        guarded("recording a response", lambda: _record_response(responding, response), None)
-    return wrapped(*args, **kwargs)
+    _record_result(operation, session, response)
 
 
 def _with_meta(data: dict[str, Any], sent: Mapping[str, object]) -> dict[str, Any]:
@@ -223,7 +220,7 @@ class _Injecting(_Proxy):
 
 def _injecting(message: Any, operation: Operation) -> Any:
     """What to hand the SDK to send: the caller's message, behind an `_Injecting` proxy if there is context to send."""
-    sent = operation.carrier()
+    sent = carrier(operation.context)
     return message if sent is None else _Injecting(message, sent)
 
 
@@ -311,7 +308,6 @@ class Patches:
             Target("mcp.client.session", "ClientSession.__init__", _client_created),
             Target("mcp.client.session", "ClientSession._received_request", self._client_received),
             Target("mcp.client.session", "ClientSession._received_notification", self._notified),
-            Target("mcp.shared.session", "RequestResponder.respond", _capture_response),
             Target("mcp.shared.session", "BaseSession.send_request", self._send_request),
             Target("mcp.shared.session", "BaseSession.send_notification", self._send_notification),
             Target("mcp.shared.session", "BaseSession.__aenter__", entered),
@@ -334,57 +330,85 @@ class Patches:
             error=error,
         )
 
-    def _handling(self, method: str, describe: Callable[[], Message]) -> Active:
-        return Active.handling(self._telemetry, method, describe, _received_error_code)
+    def _handling(self, method: str, describe: Callable[[], Message]) -> Operation | Untraced:
+        return self._telemetry.handling(method, describe, _received_error_code)
 
-    async def _handle_message(
+    def _handle_message(
         self, wrapped: Any, instance: Server[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        message = guarded("reading a message", lambda: _first(args, kwargs, "message"), None)
-        session = guarded("reading a message", lambda: args[1] if len(args) > 1 else kwargs["session"], None)
-        if message is None or session is None or not self._telemetry.enabled():
-            return await wrapped(*args, **kwargs)
+    ) -> Awaitable[Any]:
+        telemetry = self._telemetry
+        if not telemetry.enabled():
+            return wrapped(*args, **kwargs)
+        try:
+            message = _first(args, kwargs, "message")
+            session = args[1] if len(args) > 1 else kwargs["session"]
+            if isinstance(message, types.ClientNotification):
+                meta, http, method = _meta_fields(_field(_field(message.root, "params"), "meta")), None, None
+            elif isinstance(message, RequestResponder):
+                meta, http = _meta_fields(message.request_meta), _http_request(message.message_metadata)
+                method = message.request.root.method
+            else:
+                return wrapped(*args, **kwargs)
+            if not telemetry.recording() and passes_nothing(method, meta, http, session_state(session)):
+                return wrapped(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001
+            report("reading a message", error)
+            return wrapped(*args, **kwargs)
         if isinstance(message, types.ClientNotification):
-            with self._handling(message.root.method, lambda: _describe_model(message, session)):
-                return await wrapped(*args, **kwargs)
-        if not isinstance(message, RequestResponder):
-            return await wrapped(*args, **kwargs)
-        return await self._respond_traced(message, session, wrapped, args, kwargs)
+            return self._notification_handled(message, session, wrapped, args, kwargs)
+        return self._respond_traced(message, session, wrapped, args, kwargs)
 
-    async def _server_received(
-        self, wrapped: Any, instance: ServerSession, args: tuple[Any, ...], kwargs: dict[str, Any]
+    async def _notification_handled(
+        self, notification: Any, session: Session, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        responder = guarded("reading a request", lambda: _first(args, kwargs, "responder"), None)
-        if responder is None or not self._telemetry.enabled():
+        with self._handling(notification.root.method, lambda: _describe_model(notification, session)):
             return await wrapped(*args, **kwargs)
-        if responder.request.root.method == "initialize":
-            return await self._respond_traced(responder, instance, wrapped, args, kwargs)
+
+    def _server_received(
+        self, wrapped: Any, instance: ServerSession, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
+        if not self._telemetry.enabled():
+            return wrapped(*args, **kwargs)
+        try:
+            responder = _first(args, kwargs, "responder")
+            method = responder.request.root.method
+        except Exception as error:  # noqa: BLE001
+            report("reading a request", error)
+            return wrapped(*args, **kwargs)
+        if method == "initialize":
+            return self._respond_traced(responder, instance, wrapped, args, kwargs)
+        if not self._telemetry.recording():  # a refusal (below) has nothing to pass on
+            return wrapped(*args, **kwargs)
+        return self._refusal_traced(responder, instance, wrapped, args, kwargs)
+
+    async def _refusal_traced(
+        self, responder: Responder, session: ServerSession, wrapped: Any, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
         try:
             return await wrapped(*args, **kwargs)
         except Exception:
             # the SDK's receive loop answers a request it refused before initialization with -32602
             method = responder.request.root.method
-            with self._handling(method, lambda: _describe_request(responder, instance)) as operation:
+            with self._handling(method, lambda: _describe_request(responder, session)) as operation:
                 if operation is not None:
                     operation.error_response(types.INVALID_PARAMS, "Invalid request parameters")
             raise
 
-    async def _client_received(
+    def _client_received(
         self, wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    ) -> Awaitable[Any]:
         responder = guarded("reading a request", lambda: _first(args, kwargs, "responder"), None)
         if responder is None or not self._telemetry.enabled():
-            return await wrapped(*args, **kwargs)
-        return await self._respond_traced(responder, instance, wrapped, args, kwargs)
+            return wrapped(*args, **kwargs)
+        return self._respond_traced(responder, instance, wrapped, args, kwargs)
 
-    async def _notified(
+    def _notified(
         self, wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    ) -> Awaitable[Any]:
         notification = guarded("reading a notification", lambda: _first(args, kwargs, "notification"), None)
         if notification is None or not self._telemetry.enabled():
-            return await wrapped(*args, **kwargs)
-        with self._handling(notification.root.method, lambda: _describe_model(notification, instance)):
-            return await wrapped(*args, **kwargs)
+            return wrapped(*args, **kwargs)
+        return self._notification_handled(notification, instance, wrapped, args, kwargs)
 
     async def _respond_traced(
         self, responder: Responder, session: Session, wrapped: Any, args: Any, kwargs: Any
@@ -393,52 +417,97 @@ class Patches:
         with self._handling(method, lambda: _describe_request(responder, session)) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
-            token = _responding.set(_Responding(responder, operation, session))
+            # this responder's answer is noted on the way out (the class's `respond` is left alone)
+            responder.respond = _Responding(responder.respond, operation, session)  # type: ignore[method-assign]
             try:
                 return await wrapped(*args, **kwargs)
             finally:
-                _responding.reset(token)
+                del responder.respond
                 # the SDK answers a client's cancellation itself, and the handling returns normally
                 if guarded("reading a cancellation", lambda: responder.cancelled is True, False):
                     operation.cancelled()
 
-    async def _send_request(
+    def _send_request(
         self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
+        telemetry = self._telemetry
+        if not telemetry.enabled():
+            return wrapped(*args, **kwargs)
+        try:
+            request, method = _with_method(_first(args, kwargs, "request"))
+            meta = _outgoing_meta(request)
+            if not telemetry.recording() and sends_nothing(meta):
+                return wrapped(*args, **kwargs)
+            # `send_request` takes the session's next id as its first step: the id this request will have
+            request_id = getattr(instance, "_request_id", None)
+        except Exception as error:  # noqa: BLE001
+            report("reading a request", error)
+            return wrapped(*args, **kwargs)
+        return self._requested(
+            wrapped, instance, args, kwargs, request=request, method=method, meta=meta, request_id=request_id
+        )
+
+    async def _requested(
+        self,
+        wrapped: Any,
+        instance: Session,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        request: Any,
+        method: str,
+        meta: object,
+        request_id: object,
     ) -> Any:
-        bound = guarded("reading a request", lambda: _with_method(_first(args, kwargs, "request")), None)
-        if bound is None or not self._telemetry.enabled():
-            return await wrapped(*args, **kwargs)
-        request, method = bound
-        # `send_request` takes the session's next id as its first step: the id this request will have
-        request_id = getattr(instance, "_request_id", None)
         describe = lambda: _describe_model(request, instance, request_id)  # noqa: E731
-        meta = guarded("reading a request", lambda: _outgoing_meta(request), None)
-        with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
+        with self._telemetry.sending(method, describe, meta, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
-            args, kwargs = guarded(
-                "injecting trace context",
-                lambda: _replace_first(args, kwargs, "request", _injecting(request, operation)),
-                (args, kwargs),
-            )
+            try:
+                args, kwargs = _replace_first(args, kwargs, "request", _injecting(request, operation))
+            except Exception as error:  # noqa: BLE001
+                report("injecting trace context", error)
             result = await wrapped(*args, **kwargs)
-            guarded("recording a result", lambda: _record_result(operation, instance, result), None)
+            try:
+                _record_result(operation, instance, result)
+            except Exception as error:  # noqa: BLE001
+                report("recording a result", error)
             return result
 
-    async def _send_notification(
+    def _send_notification(
         self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
+        telemetry = self._telemetry
+        if not telemetry.enabled():
+            return wrapped(*args, **kwargs)
+        try:
+            notification, method = _with_method(_first(args, kwargs, "notification"))
+            meta = _outgoing_meta(notification)
+            if not telemetry.recording() and sends_nothing(meta):
+                return wrapped(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001
+            report("reading a notification", error)
+            return wrapped(*args, **kwargs)
+        return self._notification_sent(
+            wrapped, instance, args, kwargs, notification=notification, method=method, meta=meta
+        )
+
+    async def _notification_sent(
+        self,
+        wrapped: Any,
+        instance: Session,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        notification: Any,
+        method: str,
+        meta: object,
     ) -> Any:
-        bound = guarded("reading a notification", lambda: _with_method(_first(args, kwargs, "notification")), None)
-        if bound is None or not self._telemetry.enabled():
-            return await wrapped(*args, **kwargs)
-        notification, method = bound
         describe = lambda: _describe_model(notification, instance)  # noqa: E731
-        meta = guarded("reading a notification", lambda: _outgoing_meta(notification), None)
-        with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
+        with self._telemetry.sending(method, describe, meta, _sent_error_code) as operation:
             if operation is not None:
-                args, kwargs = guarded(
-                    "injecting trace context",
-                    lambda: _replace_first(args, kwargs, "notification", _injecting(notification, operation)),
-                    (args, kwargs),
-                )
+                try:
+                    args, kwargs = _replace_first(args, kwargs, "notification", _injecting(notification, operation))
+                except Exception as error:  # noqa: BLE001
+                    report("injecting trace context", error)
             return await wrapped(*args, **kwargs)

@@ -17,9 +17,9 @@ span's context goes into a copy of the params; the SDK's own client span and inj
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from mcp.client.session import ClientSession
@@ -32,12 +32,12 @@ from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from opentelemetry_instrumentation_mcp._guard import guarded
+from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._http import http_transport
 from opentelemetry_instrumentation_mcp._message import Message, Transport
-from opentelemetry_instrumentation_mcp._operation import Active, Operation, Telemetry
+from opentelemetry_instrumentation_mcp._operation import Operation, Telemetry
 from opentelemetry_instrumentation_mcp._patching import Target
-from opentelemetry_instrumentation_mcp._propagation import with_carrier
+from opentelemetry_instrumentation_mcp._propagation import carrier, passes_nothing, sends_nothing, with_carrier
 from opentelemetry_instrumentation_mcp._session import SessionState, session_state, share_state
 from opentelemetry_instrumentation_mcp._transport import (
     client_transport,
@@ -68,8 +68,13 @@ def _sent_error_code(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+
+
 def _fields(params: object) -> Mapping[str, Any]:
-    return params if isinstance(params, Mapping) else {}
+    if type(params) is dict:  # what the SDK holds, checked first: an ABC's isinstance is slower
+        return params
+    return params if isinstance(params, Mapping) else _NO_FIELDS
 
 
 def _envelope_version(params: Mapping[str, Any]) -> str | None:
@@ -79,12 +84,16 @@ def _envelope_version(params: Mapping[str, Any]) -> str | None:
 
 
 def _inbound(
-    method: str, dctx: Any, params: object, *, version: str | None, state: SessionState, otherwise: Transport
+    method: str, dctx: Any, params: object, *, session: Connection | ClientSession, state: SessionState
 ) -> Message:
     fields = _fields(params)
     request = getattr(dctx.message_metadata, "request_context", None)
+    if isinstance(session, ClientSession):
+        version, otherwise = session.protocol_version, lambda: client_transport(state)
+    else:
+        version, otherwise = session.protocol_version, stdio_transport
     # messages run in the context of the task that received them: on HTTP, the request's
-    transport = http_transport(request, context_api.get_current()) if request is not None else otherwise
+    transport = http_transport(request, context_api.get_current()) if request is not None else otherwise()
     if request is not None:  # what the session's duration metric, and what the server sends, will tell
         state.network = network_attributes(transport.attributes)
         state.session_id = transport.session_id or state.session_id
@@ -123,7 +132,9 @@ def _outbound(method: str, params: object, request_id: object, state: SessionSta
 def _server_transport(state: SessionState) -> Transport:
     """The transport of what a server sends on a session: the one its messages arrived on."""
     stdio = stdio_transport()
-    return stdio if stdio.attributes else Transport(state.network, session_id=state.session_id)
+    if stdio.attributes or (not state.network and state.session_id is None):
+        return stdio
+    return Transport(state.network, session_id=state.session_id)
 
 
 def _record_result(operation: Operation, method: str, result: object, state: SessionState) -> None:
@@ -147,17 +158,15 @@ def _bind_send(method: str, params: object = None, opts: object = None, **kwargs
     return method, params, opts
 
 
-def _with_meta(params: object, operation: Operation) -> object:
-    """A copy of the params with the CLIENT span's context in `_meta`; the caller's objects stay as they are."""
-    sent = operation.carrier()
-    return params if sent is None else with_carrier(params, sent)
-
-
 def _injected(
     args: tuple[Any, ...], kwargs: dict[str, Any], params: object, operation: Operation
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The send's arguments with a copy of the params that carries the operation's context."""
-    injected = _with_meta(params, operation)
+    """The send's arguments with a copy of the params whose `_meta` carries the operation's context (the caller's
+    objects stay as they are); as they were when there is no context to send."""
+    sent = carrier(operation.context)
+    if sent is None:
+        return args, kwargs
+    injected = with_carrier(params, sent)
     if len(args) >= 2:
         return (args[0], injected, *args[2:]), kwargs
     return args, {**kwargs, "params": injected}
@@ -217,7 +226,10 @@ def _direct_context(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
 def _note_request_id(request_id: object) -> None:
     operation = _sending.get()
     if operation is not None and request_id is not None:
-        guarded("noting a request's id", lambda: operation.set_request_id(request_id), None)
+        try:
+            operation.set_request_id(request_id)
+        except Exception as error:  # noqa: BLE001
+            report("noting a request's id", error)
 
 
 def _mute_sdk_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
@@ -229,14 +241,24 @@ def _call_next(ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Awaitabl
     return call_next(ctx)
 
 
-@contextmanager
-def _no_span(*args: Any, **kwargs: Any) -> Iterator[trace.Span]:
-    yield trace.INVALID_SPAN
+class _NoSpan:
+    """A context manager that makes no span: one instance serves every use."""
+
+    def __enter__(self) -> trace.Span:
+        return trace.INVALID_SPAN
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+_NO_SPAN = _NoSpan()
 
 
 def _mute_sdk_client_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The SDK's `otel_span` in its dispatcher: no span (ours is the active one, from our wrapper)."""
-    return _no_span()
+    return _NO_SPAN
 
 
 def _skip_sdk_injection(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -321,87 +343,143 @@ class Patches:
         network = stdio.attributes or state.network
         self._telemetry.session_ended(state, server=True, network=network, error=error)
 
-    async def _receive(
+    def _receive(
+        self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any], session: Connection | ClientSession
+    ) -> Awaitable[Any]:
+        """An inbound message on `session`; with nothing to record or pass on, the handling runs as it is."""
+        telemetry = self._telemetry
+        if not telemetry.enabled():
+            return wrapped(*args, **kwargs)
+        try:
+            dctx, method, params = _bind_message(*args, **kwargs)
+            state = session_state(session)
+            if type(dctx).__name__ in _SENDING_CONTEXTS:  # it sends the handler's notifications and requests itself
+                share_state(dctx, state)
+            fields = _fields(params)
+            request = getattr(dctx.message_metadata, "request_context", None)
+            if not telemetry.recording() and passes_nothing(method, fields.get("_meta"), request, state):
+                return wrapped(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001
+            report("reading a message", error)
+            return wrapped(*args, **kwargs)
+        return self._handled(
+            wrapped, args, kwargs, session=session, dctx=dctx, method=method, params=params, state=state
+        )
+
+    async def _handled(
         self,
         wrapped: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         *,
-        session: object,
-        version: Callable[[], str | None],
-        otherwise: Callable[[], Transport],
+        session: Connection | ClientSession,
+        dctx: Any,
+        method: str,
+        params: object,
+        state: SessionState,
     ) -> Any:
-        """An inbound message, on a session whose protocol version and non-HTTP transport are given."""
-        bound = guarded("reading a message", lambda: (*_bind_message(*args, **kwargs), session_state(session)), None)
-        if bound is None or not self._telemetry.enabled():
-            return await wrapped(*args, **kwargs)
-        dctx, method, params, state = bound
-        if type(dctx).__name__ in _SENDING_CONTEXTS:  # it sends the handler's notifications and requests itself
-            share_state(dctx, state)
-        describe = lambda: _inbound(method, dctx, params, version=version(), state=state, otherwise=otherwise())  # noqa: E731
-        with Active.handling(self._telemetry, method, describe, _received_error_code) as operation:
+        describe = lambda: _inbound(method, dctx, params, session=session, state=state)  # noqa: E731
+        with self._telemetry.handling(method, describe, _received_error_code) as operation:
             result = await wrapped(*args, **kwargs)
             if operation is not None:
-                guarded("recording a result", lambda: _record_result(operation, method, result, state), None)
+                try:
+                    _record_result(operation, method, result, state)
+                except Exception as error:  # noqa: BLE001
+                    report("recording a result", error)
             return result
 
-    async def _server_receive(self, wrapped: Any, instance: ServerRunner[Any], args: Any, kwargs: Any) -> Any:
-        connection = instance.connection
-        return await self._receive(
-            wrapped,
-            args,
-            kwargs,
-            session=connection,
-            version=lambda: connection.protocol_version,
-            otherwise=stdio_transport,
+    def _server_receive(self, wrapped: Any, instance: ServerRunner[Any], args: Any, kwargs: Any) -> Awaitable[Any]:
+        return self._receive(wrapped, args, kwargs, instance.connection)
+
+    def _client_receive(self, wrapped: Any, instance: ClientSession, args: Any, kwargs: Any) -> Awaitable[Any]:
+        return self._receive(wrapped, args, kwargs, instance)
+
+    def _send_request(
+        self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
+        telemetry = self._telemetry
+        if not telemetry.enabled():
+            return wrapped(*args, **kwargs)
+        try:
+            method, params, opts = _bind_send(*args, **kwargs)
+            meta = _fields(params).get("_meta")
+            if not telemetry.recording() and sends_nothing(meta):
+                return wrapped(*args, **kwargs)
+            request_id = _fields(opts).get("request_id")  # else the dispatcher allocates one: `_sending` learns it
+            state = session_state(instance)
+        except Exception as error:  # noqa: BLE001
+            report("reading a request", error)
+            return wrapped(*args, **kwargs)
+        return self._requested(
+            wrapped, args, kwargs, method=method, params=params, meta=meta, request_id=request_id, state=state
         )
 
-    async def _client_receive(self, wrapped: Any, instance: ClientSession, args: Any, kwargs: Any) -> Any:
-        return await self._receive(
-            wrapped,
-            args,
-            kwargs,
-            session=instance,
-            version=lambda: instance.protocol_version,
-            otherwise=lambda: client_transport(session_state(instance)),
-        )
-
-    async def _send_request(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        bound = guarded("reading a request", lambda: (*_bind_send(*args, **kwargs), session_state(instance)), None)
-        if bound is None or not self._telemetry.enabled():
-            return await wrapped(*args, **kwargs)
-        method, params, opts, state = bound
-        request_id = _fields(opts).get("request_id")  # else the dispatcher allocates one: `_sending` learns it
+    async def _requested(
+        self,
+        wrapped: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        method: str,
+        params: object,
+        meta: object,
+        request_id: object,
+        state: SessionState,
+    ) -> Any:
         describe = lambda: _outbound(method, params, request_id, state)  # noqa: E731
-        meta = _fields(params).get("_meta")
-        with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
+        with self._telemetry.sending(method, describe, meta, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
-            args, kwargs = guarded(
-                "injecting trace context", lambda: _injected(args, kwargs, params, operation), (args, kwargs)
-            )
+            try:
+                args, kwargs = _injected(args, kwargs, params, operation)
+            except Exception as error:  # noqa: BLE001
+                report("injecting trace context", error)
             # a recorded span learns the id the dispatcher allocates
-            token = _sending.set(operation) if operation.span.is_recording() else None
+            token = _sending.set(operation) if operation.recording else None
             try:
                 result = await wrapped(*args, **kwargs)
             finally:
                 if token is not None:
                     _sending.reset(token)
-            guarded("recording a result", lambda: _record_result(operation, method, result, state), None)
+            try:
+                _record_result(operation, method, result, state)
+            except Exception as error:  # noqa: BLE001
+                report("recording a result", error)
             return result
 
-    async def _send_notification(
+    def _send_notification(
         self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
+        telemetry = self._telemetry
+        if not telemetry.enabled():
+            return wrapped(*args, **kwargs)
+        try:
+            method, params, _ = _bind_send(*args, **kwargs)
+            meta = _fields(params).get("_meta")
+            if not telemetry.recording() and sends_nothing(meta):
+                return wrapped(*args, **kwargs)
+            state = session_state(instance)
+        except Exception as error:  # noqa: BLE001
+            report("reading a notification", error)
+            return wrapped(*args, **kwargs)
+        return self._notified(wrapped, args, kwargs, method=method, params=params, meta=meta, state=state)
+
+    async def _notified(
+        self,
+        wrapped: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        method: str,
+        params: object,
+        meta: object,
+        state: SessionState,
     ) -> Any:
-        bound = guarded("reading a notification", lambda: (*_bind_send(*args, **kwargs), session_state(instance)), None)
-        if bound is None or not self._telemetry.enabled():
-            return await wrapped(*args, **kwargs)
-        method, params, _, state = bound
         describe = lambda: _outbound(method, params, None, state)  # noqa: E731
-        meta = _fields(params).get("_meta")
-        with Active.sending(self._telemetry, method, describe, meta, _sent_error_code) as operation:
+        with self._telemetry.sending(method, describe, meta, _sent_error_code) as operation:
             if operation is not None:
-                args, kwargs = guarded(
-                    "injecting trace context", lambda: _injected(args, kwargs, params, operation), (args, kwargs)
-                )
+                try:
+                    args, kwargs = _injected(args, kwargs, params, operation)
+                except Exception as error:  # noqa: BLE001
+                    report("injecting trace context", error)
             return await wrapped(*args, **kwargs)
