@@ -13,7 +13,7 @@ The outcome of a request is what the SDK responds with, seen through the `respon
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -335,7 +335,7 @@ class Patches:
 
     def _handle_message(
         self, wrapped: Any, instance: Server[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
+    ) -> Any:
         telemetry = self._telemetry
         if not telemetry.enabled():
             return wrapped(*args, **kwargs)
@@ -343,7 +343,8 @@ class Patches:
             message = _first(args, kwargs, "message")
             session = args[1] if len(args) > 1 else kwargs["session"]
             if isinstance(message, types.ClientNotification):
-                meta, http, method = _meta_fields(_field(_field(message.root, "params"), "meta")), None, None
+                root = message.root
+                meta, http, method = _meta_fields(_field(_field(root, "params"), "meta")), None, str(root.method)
             elif isinstance(message, RequestResponder):
                 meta, http = _meta_fields(message.request_meta), _http_request(message.message_metadata)
                 method = message.request.root.method
@@ -366,7 +367,7 @@ class Patches:
 
     def _server_received(
         self, wrapped: Any, instance: ServerSession, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
+    ) -> Any:
         if not self._telemetry.enabled():
             return wrapped(*args, **kwargs)
         try:
@@ -396,15 +397,13 @@ class Patches:
 
     def _client_received(
         self, wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
+    ) -> Any:
         responder = guarded("reading a request", lambda: _first(args, kwargs, "responder"), None)
         if responder is None or not self._telemetry.enabled():
             return wrapped(*args, **kwargs)
         return self._respond_traced(responder, instance, wrapped, args, kwargs)
 
-    def _notified(
-        self, wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
+    def _notified(self, wrapped: Any, instance: ClientSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         notification = guarded("reading a notification", lambda: _first(args, kwargs, "notification"), None)
         if notification is None or not self._telemetry.enabled():
             return wrapped(*args, **kwargs)
@@ -427,9 +426,7 @@ class Patches:
                 if guarded("reading a cancellation", lambda: responder.cancelled is True, False):
                     operation.cancelled()
 
-    def _send_request(
-        self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
+    def _send_request(self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         telemetry = self._telemetry
         if not telemetry.enabled():
             return wrapped(*args, **kwargs)
@@ -474,9 +471,7 @@ class Patches:
                 report("recording a result", error)
             return result
 
-    def _send_notification(
-        self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
+    def _send_notification(self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         telemetry = self._telemetry
         if not telemetry.enabled():
             return wrapped(*args, **kwargs)

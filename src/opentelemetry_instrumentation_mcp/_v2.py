@@ -88,6 +88,7 @@ def _inbound(
 ) -> Message:
     fields = _fields(params)
     request = getattr(dctx.message_metadata, "request_context", None)
+    otherwise: Callable[[], Transport]
     if isinstance(session, ClientSession):
         version, otherwise = session.protocol_version, lambda: client_transport(state)
     else:
@@ -345,7 +346,7 @@ class Patches:
 
     def _receive(
         self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any], session: Connection | ClientSession
-    ) -> Awaitable[Any]:
+    ) -> Any:
         """An inbound message on `session`; with nothing to record or pass on, the handling runs as it is."""
         telemetry = self._telemetry
         if not telemetry.enabled():
@@ -388,15 +389,13 @@ class Patches:
                     report("recording a result", error)
             return result
 
-    def _server_receive(self, wrapped: Any, instance: ServerRunner[Any], args: Any, kwargs: Any) -> Awaitable[Any]:
+    def _server_receive(self, wrapped: Any, instance: ServerRunner[Any], args: Any, kwargs: Any) -> Any:
         return self._receive(wrapped, args, kwargs, instance.connection)
 
-    def _client_receive(self, wrapped: Any, instance: ClientSession, args: Any, kwargs: Any) -> Awaitable[Any]:
+    def _client_receive(self, wrapped: Any, instance: ClientSession, args: Any, kwargs: Any) -> Any:
         return self._receive(wrapped, args, kwargs, instance)
 
-    def _send_request(
-        self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
+    def _send_request(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         telemetry = self._telemetry
         if not telemetry.enabled():
             return wrapped(*args, **kwargs)
@@ -447,9 +446,7 @@ class Patches:
                 report("recording a result", error)
             return result
 
-    def _send_notification(
-        self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
+    def _send_notification(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         telemetry = self._telemetry
         if not telemetry.enabled():
             return wrapped(*args, **kwargs)
