@@ -1,6 +1,6 @@
 """The cost of tracing under load, end to end: wall time of many concurrent streamable HTTP sessions.
 
-    python benchmarks/load.py [--sessions 100] [--calls 20] [--rounds 3]
+    python benchmarks/load.py [--sessions 100] [--calls 20] [--rounds 5]
 
 Per configuration and round, a server process (the SDK's high-level server, stateful streamable HTTP under
 uvicorn on 127.0.0.1) and a client process (the SDK's `ClientSession`s, `--sessions` at once, each making
@@ -141,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--calls", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=5, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
