@@ -101,6 +101,10 @@ def passes_nothing(method: str, meta: object, http_request: object, session: Ses
     return not meta and http_request is None and session.context is None and method != "initialize"
 
 
+_written: tuple[TextMapPropagator, frozenset[str]] | None = None
+"""The propagators last asked for the keys they write, and those keys."""
+
+
 def _written_fields(textmap: TextMapPropagator) -> frozenset[str]:
     """The keys `textmap` writes, read once per propagator (a composite builds the set anew on every read)."""
     global _written  # noqa: PLW0603 - a one-entry cache, replaced whole
@@ -110,9 +114,6 @@ def _written_fields(textmap: TextMapPropagator) -> frozenset[str]:
     fields = frozenset(textmap.fields)
     _written = textmap, fields
     return fields
-
-
-_written: tuple[TextMapPropagator, frozenset[str]] | None = None
 
 
 def with_carrier(params: object, fields: Mapping[str, object]) -> object:

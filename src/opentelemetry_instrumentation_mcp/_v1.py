@@ -427,82 +427,66 @@ class Patches:
                     operation.cancelled()
 
     def _send_request(self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self._send(wrapped, instance, args, kwargs, argument="request")
+
+    def _send_notification(self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self._send(wrapped, instance, args, kwargs, argument="notification")
+
+    def _send(
+        self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any], *, argument: str
+    ) -> Any:
+        """`send_request(request, ...)` or `send_notification(notification, ...)`, named by `argument`; with nothing
+        to record or send, the message goes as it is."""
         telemetry = self._telemetry
         if not telemetry.enabled():
             return wrapped(*args, **kwargs)
         try:
-            request, method = _with_method(_first(args, kwargs, "request"))
-            meta = _outgoing_meta(request)
+            message, method = _with_method(_first(args, kwargs, argument))
+            meta = _outgoing_meta(message)
             if not telemetry.recording() and sends_nothing(meta):
                 return wrapped(*args, **kwargs)
             # `send_request` takes the session's next id as its first step: the id this request will have
-            request_id = getattr(instance, "_request_id", None)
+            request_id = getattr(instance, "_request_id", None) if argument == "request" else None
         except Exception as error:  # noqa: BLE001
-            report("reading a request", error)
+            report(f"reading a {argument}", error)
             return wrapped(*args, **kwargs)
-        return self._requested(
-            wrapped, instance, args, kwargs, request=request, method=method, meta=meta, request_id=request_id
+        return self._sent(
+            wrapped,
+            instance,
+            args,
+            kwargs,
+            argument=argument,
+            message=message,
+            method=method,
+            meta=meta,
+            request_id=request_id,
         )
 
-    async def _requested(
+    async def _sent(
         self,
         wrapped: Any,
         instance: Session,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         *,
-        request: Any,
+        argument: str,
+        message: Any,
         method: str,
         meta: object,
         request_id: object,
     ) -> Any:
-        describe = lambda: _describe_model(request, instance, request_id)  # noqa: E731
+        describe = lambda: _describe_model(message, instance, request_id)  # noqa: E731
         with self._telemetry.sending(method, describe, meta, _sent_error_code) as operation:
             if operation is None:
                 return await wrapped(*args, **kwargs)
             try:
-                args, kwargs = _replace_first(args, kwargs, "request", _injecting(request, operation))
+                args, kwargs = _replace_first(args, kwargs, argument, _injecting(message, operation))
             except Exception as error:  # noqa: BLE001
                 report("injecting trace context", error)
             result = await wrapped(*args, **kwargs)
-            try:
-                _record_result(operation, instance, result)
-            except Exception as error:  # noqa: BLE001
-                report("recording a result", error)
-            return result
-
-    def _send_notification(self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        telemetry = self._telemetry
-        if not telemetry.enabled():
-            return wrapped(*args, **kwargs)
-        try:
-            notification, method = _with_method(_first(args, kwargs, "notification"))
-            meta = _outgoing_meta(notification)
-            if not telemetry.recording() and sends_nothing(meta):
-                return wrapped(*args, **kwargs)
-        except Exception as error:  # noqa: BLE001
-            report("reading a notification", error)
-            return wrapped(*args, **kwargs)
-        return self._notification_sent(
-            wrapped, instance, args, kwargs, notification=notification, method=method, meta=meta
-        )
-
-    async def _notification_sent(
-        self,
-        wrapped: Any,
-        instance: Session,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        notification: Any,
-        method: str,
-        meta: object,
-    ) -> Any:
-        describe = lambda: _describe_model(notification, instance)  # noqa: E731
-        with self._telemetry.sending(method, describe, meta, _sent_error_code) as operation:
-            if operation is not None:
+            if argument == "request":
                 try:
-                    args, kwargs = _replace_first(args, kwargs, "notification", _injecting(notification, operation))
+                    _record_result(operation, instance, result)
                 except Exception as error:  # noqa: BLE001
-                    report("injecting trace context", error)
-            return await wrapped(*args, **kwargs)
+                    report("recording a result", error)
+            return result

@@ -84,20 +84,24 @@ def _envelope_version(params: Mapping[str, Any]) -> str | None:
 
 
 def _inbound(
-    method: str, dctx: Any, params: object, *, session: Connection | ClientSession, state: SessionState
+    method: str,
+    dctx: Any,
+    params: object,
+    fields: Mapping[str, Any],
+    request: object,
+    *,
+    session: Connection | ClientSession,
+    state: SessionState,
 ) -> Message:
-    fields = _fields(params)
-    request = getattr(dctx.message_metadata, "request_context", None)
-    otherwise: Callable[[], Transport]
-    if isinstance(session, ClientSession):
-        version, otherwise = session.protocol_version, lambda: client_transport(state)
-    else:
-        version, otherwise = session.protocol_version, stdio_transport
-    # messages run in the context of the task that received them: on HTTP, the request's
-    transport = http_transport(request, context_api.get_current()) if request is not None else otherwise()
-    if request is not None:  # what the session's duration metric, and what the server sends, will tell
+    """A received message; `fields` are its params as a mapping, `request` the HTTP request that carried it."""
+    version = session.protocol_version
+    if request is not None:  # messages run in the context of the task that received them: on HTTP, the request's
+        transport = http_transport(request, context_api.get_current())
+        # what the session's duration metric, and what the server sends, will tell
         state.network = network_attributes(transport.attributes)
         state.session_id = transport.session_id or state.session_id
+    else:
+        transport = client_transport(state) if isinstance(session, ClientSession) else stdio_transport()
     if method != "initialize":
         state.protocol_version = state.protocol_version or version
     return Message(
@@ -363,9 +367,8 @@ class Patches:
         except Exception as error:  # noqa: BLE001
             report("reading a message", error)
             return wrapped(*args, **kwargs)
-        return self._handled(
-            wrapped, args, kwargs, session=session, dctx=dctx, method=method, params=params, state=state
-        )
+        describe = lambda: _inbound(method, dctx, params, fields, request, session=session, state=state)  # noqa: E731
+        return self._handled(wrapped, args, kwargs, method=method, describe=describe, state=state)
 
     async def _handled(
         self,
@@ -373,13 +376,10 @@ class Patches:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         *,
-        session: Connection | ClientSession,
-        dctx: Any,
         method: str,
-        params: object,
+        describe: Callable[[], Message],
         state: SessionState,
     ) -> Any:
-        describe = lambda: _inbound(method, dctx, params, session=session, state=state)  # noqa: E731
         with self._telemetry.handling(method, describe, _received_error_code) as operation:
             result = await wrapped(*args, **kwargs)
             if operation is not None:
@@ -396,6 +396,15 @@ class Patches:
         return self._receive(wrapped, args, kwargs, instance)
 
     def _send_request(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self._send(wrapped, instance, args, kwargs, request=True)
+
+    def _send_notification(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self._send(wrapped, instance, args, kwargs, request=False)
+
+    def _send(
+        self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, request: bool
+    ) -> Any:
+        """A request or notification leaving `instance`; with nothing to record or send, it goes as it is."""
         telemetry = self._telemetry
         if not telemetry.enabled():
             return wrapped(*args, **kwargs)
@@ -404,16 +413,25 @@ class Patches:
             meta = _fields(params).get("_meta")
             if not telemetry.recording() and sends_nothing(meta):
                 return wrapped(*args, **kwargs)
-            request_id = _fields(opts).get("request_id")  # else the dispatcher allocates one: `_sending` learns it
+            # a request's id is the caller's, else the one the dispatcher allocates (`_sending` learns it)
+            request_id = _fields(opts).get("request_id") if request else None
             state = session_state(instance)
         except Exception as error:  # noqa: BLE001
-            report("reading a request", error)
+            report(f"reading a {'request' if request else 'notification'}", error)
             return wrapped(*args, **kwargs)
-        return self._requested(
-            wrapped, args, kwargs, method=method, params=params, meta=meta, request_id=request_id, state=state
+        return self._sent(
+            wrapped,
+            args,
+            kwargs,
+            method=method,
+            params=params,
+            meta=meta,
+            request_id=request_id,
+            state=state,
+            request=request,
         )
 
-    async def _requested(
+    async def _sent(
         self,
         wrapped: Any,
         args: tuple[Any, ...],
@@ -424,6 +442,7 @@ class Patches:
         meta: object,
         request_id: object,
         state: SessionState,
+        request: bool,
     ) -> Any:
         describe = lambda: _outbound(method, params, request_id, state)  # noqa: E731
         with self._telemetry.sending(method, describe, meta, _sent_error_code) as operation:
@@ -433,6 +452,8 @@ class Patches:
                 args, kwargs = _injected(args, kwargs, params, operation)
             except Exception as error:  # noqa: BLE001
                 report("injecting trace context", error)
+            if not request:
+                return await wrapped(*args, **kwargs)
             # a recorded span learns the id the dispatcher allocates
             token = _sending.set(operation) if operation.recording else None
             try:
@@ -445,38 +466,3 @@ class Patches:
             except Exception as error:  # noqa: BLE001
                 report("recording a result", error)
             return result
-
-    def _send_notification(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        telemetry = self._telemetry
-        if not telemetry.enabled():
-            return wrapped(*args, **kwargs)
-        try:
-            method, params, _ = _bind_send(*args, **kwargs)
-            meta = _fields(params).get("_meta")
-            if not telemetry.recording() and sends_nothing(meta):
-                return wrapped(*args, **kwargs)
-            state = session_state(instance)
-        except Exception as error:  # noqa: BLE001
-            report("reading a notification", error)
-            return wrapped(*args, **kwargs)
-        return self._notified(wrapped, args, kwargs, method=method, params=params, meta=meta, state=state)
-
-    async def _notified(
-        self,
-        wrapped: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        method: str,
-        params: object,
-        meta: object,
-        state: SessionState,
-    ) -> Any:
-        describe = lambda: _outbound(method, params, None, state)  # noqa: E731
-        with self._telemetry.sending(method, describe, meta, _sent_error_code) as operation:
-            if operation is not None:
-                try:
-                    args, kwargs = _injected(args, kwargs, params, operation)
-                except Exception as error:  # noqa: BLE001
-                    report("injecting trace context", error)
-            return await wrapped(*args, **kwargs)
