@@ -9,6 +9,7 @@ from time import monotonic
 import anyio
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter, NoOpMeter
+from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.metrics._internal import _ProxyMeter
 from opentelemetry.trace import NoOpTracer, ProxyTracer, Tracer
 
@@ -27,14 +28,19 @@ def _measures(meter: Meter) -> bool:
     return real is not None and not isinstance(real, NoOpMeter)
 
 
-def _latched(records: Callable[[], bool]) -> Callable[[], bool]:
-    """`records`, asked until it says yes, which then stands (a provider, once set, stays)."""
+def _latched(records: Callable[[], bool], *, global_only: bool) -> Callable[[], bool]:
+    """`records`, asked until it says yes, which then stands (a provider, once set, stays). With `global_only`
+    (both the tracer and the meter are the API's proxies), no means no while neither global provider is set,
+    read off the API's own globals: the common no-provider case, asked per message, costs two reads."""
     configured = False
 
     def check() -> bool:
         nonlocal configured
-        if not configured:
-            configured = records()
+        if configured:
+            return True
+        if global_only and trace._TRACER_PROVIDER is None and metrics_internal._METER_PROVIDER is None:
+            return False
+        configured = records()
         return configured
 
     return check
@@ -46,7 +52,11 @@ def recording(tracer: Tracer, meter: Meter) -> tuple[Callable[[], bool], Callabl
     Asked per operation, so they must be cheap: the proxies' own state is read, not the global providers (whose
     getters look the environment up on every call until one is set).
     """
-    return _latched(lambda: _traces(tracer) or _measures(meter)), _latched(lambda: _measures(meter))
+    global_only = isinstance(tracer, ProxyTracer) and isinstance(meter, _ProxyMeter)
+    return (
+        _latched(lambda: _traces(tracer) or _measures(meter), global_only=global_only),
+        _latched(lambda: _measures(meter), global_only=global_only),
+    )
 
 
 FLUSH_SECONDS = 5.0

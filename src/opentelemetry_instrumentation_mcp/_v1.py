@@ -278,14 +278,10 @@ def _root(model: Any) -> Any:
     return model.root if isinstance(model, RootModel) else model
 
 
-def _with_method(model: Any) -> tuple[Any, str]:
-    """A message the caller hands the SDK, in either shape, and its method."""
-    return model, str(_root(model).method)
-
-
-def _outgoing_meta(model: Any) -> object:
-    """The `_meta` fields a caller gave an outgoing message by hand."""
-    return _meta_fields(_field(_field(_root(model), "params"), "meta"))
+def _outgoing(model: Any) -> tuple[str, object]:
+    """The method of a message the caller hands the SDK, in either shape, and the `_meta` fields it gave by hand."""
+    root = _root(model)
+    return str(root.method), _meta_fields(_field(_field(root, "params"), "meta"))
 
 
 def _replace_first(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, value: object) -> tuple[Any, Any]:
@@ -337,8 +333,6 @@ class Patches:
         self, wrapped: Any, instance: Server[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         telemetry = self._telemetry
-        if not telemetry.enabled():
-            return wrapped(*args, **kwargs)
         try:
             message = _first(args, kwargs, "message")
             session = args[1] if len(args) > 1 else kwargs["session"]
@@ -350,10 +344,13 @@ class Patches:
                 method = message.request.root.method
             else:
                 return wrapped(*args, **kwargs)
+            # with nothing to record or pass on, suppressed or not, the handling runs as it is
             if not telemetry.recording() and passes_nothing(method, meta, http, session_state(session)):
                 return wrapped(*args, **kwargs)
         except Exception as error:  # noqa: BLE001
             report("reading a message", error)
+            return wrapped(*args, **kwargs)
+        if not telemetry.enabled():
             return wrapped(*args, **kwargs)
         if isinstance(message, types.ClientNotification):
             return self._notification_handled(message, session, wrapped, args, kwargs)
@@ -368,18 +365,18 @@ class Patches:
     def _server_received(
         self, wrapped: Any, instance: ServerSession, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if not self._telemetry.enabled():
-            return wrapped(*args, **kwargs)
         try:
             responder = _first(args, kwargs, "responder")
             method = responder.request.root.method
         except Exception as error:  # noqa: BLE001
             report("reading a request", error)
             return wrapped(*args, **kwargs)
-        if method == "initialize":
-            return self._respond_traced(responder, instance, wrapped, args, kwargs)
-        if not self._telemetry.recording():  # a refusal (below) has nothing to pass on
+        initialize = method == "initialize"
+        # a refusal (below) has nothing to pass on
+        if (not initialize and not self._telemetry.recording()) or not self._telemetry.enabled():
             return wrapped(*args, **kwargs)
+        if initialize:
+            return self._respond_traced(responder, instance, wrapped, args, kwargs)
         return self._refusal_traced(responder, instance, wrapped, args, kwargs)
 
     async def _refusal_traced(
@@ -438,12 +435,10 @@ class Patches:
         """`send_request(request, ...)` or `send_notification(notification, ...)`, named by `argument`; with nothing
         to record or send, the message goes as it is."""
         telemetry = self._telemetry
-        if not telemetry.enabled():
-            return wrapped(*args, **kwargs)
         try:
-            message, method = _with_method(_first(args, kwargs, argument))
-            meta = _outgoing_meta(message)
-            if not telemetry.recording() and sends_nothing(meta):
+            message = _first(args, kwargs, argument)
+            method, meta = _outgoing(message)
+            if (not telemetry.recording() and sends_nothing(meta)) or not telemetry.enabled():
                 return wrapped(*args, **kwargs)
             # `send_request` takes the session's next id as its first step: the id this request will have
             request_id = getattr(instance, "_request_id", None) if argument == "request" else None

@@ -353,7 +353,7 @@ class Patches:
     ) -> Any:
         """An inbound message on `session`; with nothing to record or pass on, the handling runs as it is."""
         telemetry = self._telemetry
-        if not telemetry.enabled():
+        if not telemetry.active:
             return wrapped(*args, **kwargs)
         try:
             dctx, method, params = _bind_message(*args, **kwargs)
@@ -362,7 +362,9 @@ class Patches:
                 share_state(dctx, state)
             fields = _fields(params)
             request = getattr(dctx.message_metadata, "request_context", None)
-            if not telemetry.recording() and passes_nothing(method, fields.get("_meta"), request, state):
+            if (
+                not telemetry.recording() and passes_nothing(method, fields.get("_meta"), request, state)
+            ) or not telemetry.enabled():
                 return wrapped(*args, **kwargs)
         except Exception as error:  # noqa: BLE001
             report("reading a message", error)
@@ -406,12 +408,12 @@ class Patches:
     ) -> Any:
         """A request or notification leaving `instance`; with nothing to record or send, it goes as it is."""
         telemetry = self._telemetry
-        if not telemetry.enabled():
+        if not telemetry.active:
             return wrapped(*args, **kwargs)
         try:
             method, params, opts = _bind_send(*args, **kwargs)
             meta = _fields(params).get("_meta")
-            if not telemetry.recording() and sends_nothing(meta):
+            if (not telemetry.recording() and sends_nothing(meta)) or not telemetry.enabled():
                 return wrapped(*args, **kwargs)
             # a request's id is the caller's, else the one the dispatcher allocates (`_sending` learns it)
             request_id = _fields(opts).get("request_id") if request else None
