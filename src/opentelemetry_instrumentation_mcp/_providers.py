@@ -28,17 +28,16 @@ def _measures(meter: Meter) -> bool:
     return real is not None and not isinstance(real, NoOpMeter)
 
 
-def _latched(records: Callable[[], bool], *, global_only: bool) -> Callable[[], bool]:
-    """`records`, asked until it says yes, which then stands (a provider, once set, stays). With `global_only`
-    (both the tracer and the meter are the API's proxies), no means no while neither global provider is set,
-    read off the API's own globals: the common no-provider case, asked per message, costs two reads."""
+def _latched(records: Callable[[], bool], unset: Callable[[], bool]) -> Callable[[], bool]:
+    """`records`, asked until it says yes, which then stands (a provider, once set, stays); no without asking while
+    `unset()` says that the global providers it would resolve to are not set."""
     configured = False
 
     def check() -> bool:
         nonlocal configured
         if configured:
             return True
-        if global_only and trace._TRACER_PROVIDER is None and metrics_internal._METER_PROVIDER is None:
+        if unset():
             return False
         configured = records()
         return configured
@@ -49,14 +48,19 @@ def _latched(records: Callable[[], bool], *, global_only: bool) -> Callable[[], 
 def recording(tracer: Tracer, meter: Meter) -> tuple[Callable[[], bool], Callable[[], bool]]:
     """Checks of whether `tracer` or `meter` records, and whether `meter` does, which stay yes once they are.
 
-    Asked per operation, so they must be cheap: the proxies' own state is read, not the global providers (whose
+    Asked per operation, so they must be cheap: while the API's proxies have no global provider to resolve to,
+    two of its module globals say so; after that the proxies' own state is read, not the global providers (whose
     getters look the environment up on every call until one is set).
     """
-    global_only = isinstance(tracer, ProxyTracer) and isinstance(meter, _ProxyMeter)
-    return (
-        _latched(lambda: _traces(tracer) or _measures(meter), global_only=global_only),
-        _latched(lambda: _measures(meter), global_only=global_only),
-    )
+    tracer_proxy, meter_proxy = isinstance(tracer, ProxyTracer), isinstance(meter, _ProxyMeter)
+
+    def no_meter() -> bool:
+        return meter_proxy and metrics_internal._METER_PROVIDER is None
+
+    def neither() -> bool:
+        return tracer_proxy and trace._TRACER_PROVIDER is None and no_meter()
+
+    return _latched(lambda: _traces(tracer) or _measures(meter), neither), _latched(lambda: _measures(meter), no_meter)
 
 
 FLUSH_SECONDS = 5.0

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from mcp import types
 from mcp.client.session import ClientSession
 from mcp.server.lowlevel.server import Server
-from mcp.server.session import ServerSession
+from mcp.server.session import InitializationState, ServerSession
 from mcp.shared.exceptions import McpError
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.session import BaseSession, RequestResponder
@@ -35,7 +36,7 @@ from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Message, Tr
 from opentelemetry_instrumentation_mcp._operation import Operation, Telemetry, Untraced
 from opentelemetry_instrumentation_mcp._patching import Target
 from opentelemetry_instrumentation_mcp._propagation import carrier, extract, passes_nothing, sends_nothing, with_carrier
-from opentelemetry_instrumentation_mcp._session import session_state
+from opentelemetry_instrumentation_mcp._session import SessionState, session_state
 from opentelemetry_instrumentation_mcp._transport import (
     client_transport,
     network_attributes,
@@ -85,34 +86,32 @@ def _http_request(metadata: object) -> Any:
     return metadata.request_context if isinstance(metadata, ServerMessageMetadata) else None
 
 
-def _session_transport(session: Session) -> Transport:
+def _session_transport(session: Session, state: SessionState) -> Transport:
     """The transport of a session's messages that carry none of their own (1.x drops it on notifications)."""
     if not isinstance(session, ServerSession):
-        return client_transport(session_state(session))
+        return client_transport(state)
     stdio = stdio_transport()
     if stdio.attributes:
         return stdio
-    state = session_state(session)
     if not state.network and state.session_id is None:
         return NO_TRANSPORT
     return Transport(state.network, session_id=state.session_id)
 
 
-def _request_transport(session: Session, request: Any) -> Transport:
+def _request_transport(session: Session, state: SessionState, request: Any) -> Transport:
     """What a request's transport tells; the session keeps what its notifications will lack."""
     if request is None:
-        return _session_transport(session)
+        return _session_transport(session, state)
     transport = http_transport(request, context_api.get_current())
-    state = session_state(session)
     state.network = network_attributes(transport.attributes)
     if transport.session_id is not None:
         state.session_id = transport.session_id
     return transport
 
 
-def _protocol_version(session: Session, request: Any) -> str | None:
+def _protocol_version(state: SessionState, request: Any) -> str | None:
     """The version negotiated on this session, else the one a streamable HTTP request declares."""
-    version = session_state(session).protocol_version
+    version = state.protocol_version
     if version is None and request is not None:
         headers = getattr(request, "headers", None)
         version = headers.get("mcp-protocol-version") if headers is not None else None
@@ -124,29 +123,38 @@ def _meta_fields(meta: object) -> object:
     return getattr(meta, "model_extra", None)
 
 
-def _field(model: object, name: str) -> Any:
-    """A field of a pydantic model, None where it has none (a lookup that fails costs pydantic an exception)."""
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _fields(model: object) -> Mapping[str, Any]:
+    """The fields of a pydantic model, read without its attribute lookups (a lookup that fails costs pydantic an
+    exception); none where it has none."""
     fields = getattr(model, "__dict__", None)
-    return fields.get(name) if isinstance(fields, dict) else None
+    return fields if isinstance(fields, dict) else _NO_FIELDS
+
+
+def _field(model: object, name: str) -> Any:
+    return _fields(model).get(name)
 
 
 def _describe_request(responder: Responder, session: Session) -> Message:
     request = responder.request.root
     params = _field(request, "params")
+    fields = _fields(params)
     http = _http_request(responder.message_metadata)
     state = session_state(session)
-    version = None if request.method == "initialize" else _protocol_version(session, http)
+    version = None if request.method == "initialize" else _protocol_version(state, http)
     state.protocol_version = state.protocol_version or version  # for what the server sends on this session
     return Message(
         request.method,
         request_id=responder.request_id,
         meta=_meta_fields(responder.request_meta),
-        name=_field(params, "name"),
-        uri=_field(params, "uri"),
-        arguments=_field(params, "arguments"),
+        name=fields.get("name"),
+        uri=fields.get("uri"),
+        arguments=fields.get("arguments"),
         params=params,
         protocol_version=version,
-        transport=_request_transport(session, http),
+        transport=_request_transport(session, state, http),
         session=state,
     )
 
@@ -156,17 +164,18 @@ def _describe_model(message: Any, session: Session, request_id: object = None) -
     notification it received (1.x drops a notification's metadata)."""
     root = _root(message)
     params = _field(root, "params")
+    fields = _fields(params)
     state = session_state(session)
     return Message(
         root.method,
         request_id=request_id,
-        meta=_meta_fields(_field(params, "meta")),
-        name=_field(params, "name"),
-        uri=_field(params, "uri"),
-        arguments=_field(params, "arguments"),
+        meta=_meta_fields(fields.get("meta")),
+        name=fields.get("name"),
+        uri=fields.get("uri"),
+        arguments=fields.get("arguments"),
         params=params,
         protocol_version=state.protocol_version,
-        transport=_session_transport(session),
+        transport=_session_transport(session, state),
         session=state,
     )
 
@@ -322,7 +331,7 @@ class Patches:
         self._telemetry.session_ended(
             session_state(session),
             server=isinstance(session, ServerSession),
-            network=_session_transport(session).attributes,
+            network=_session_transport(session, session_state(session)).attributes,
             error=error,
         )
 
@@ -372,8 +381,13 @@ class Patches:
             report("reading a request", error)
             return wrapped(*args, **kwargs)
         initialize = method == "initialize"
-        # a refusal (below) has nothing to pass on
-        if (not initialize and not self._telemetry.recording()) or not self._telemetry.enabled():
+        # a refusal (below) has nothing to pass on, and an initialized session refuses nothing
+        if not initialize and (
+            not self._telemetry.recording()
+            or getattr(instance, "_initialization_state", None) is InitializationState.Initialized
+        ):
+            return wrapped(*args, **kwargs)
+        if not self._telemetry.enabled():
             return wrapped(*args, **kwargs)
         if initialize:
             return self._respond_traced(responder, instance, wrapped, args, kwargs)
@@ -420,8 +434,11 @@ class Patches:
             finally:
                 del responder.respond
                 # the SDK answers a client's cancellation itself, and the handling returns normally
-                if guarded("reading a cancellation", lambda: responder.cancelled is True, False):
-                    operation.cancelled()
+                try:
+                    if responder.cancelled is True:
+                        operation.cancelled()
+                except Exception as error:  # noqa: BLE001
+                    report("reading a cancellation", error)
 
     def _send_request(self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self._send(wrapped, instance, args, kwargs, argument="request")
