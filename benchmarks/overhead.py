@@ -1,6 +1,7 @@
 """The cost of tracing an MCP call: microseconds per `tools/call`, per configuration, in numbers.
 
-    python benchmarks/overhead.py [--calls 1000] [--rounds 15] [--servers fastmcp,light] [--transports memory,stdio]
+    python benchmarks/overhead.py [--calls N] [--rounds 15] [--servers fastmcp,light] [--transports memory,stdio]
+                                  [--instructions]
 
 Each configuration runs in a fresh process (over stdio, a client process and a server process, both set up
 the same way), round by round, interleaved, so that they share the machine's moods alike. Per round: N
@@ -10,6 +11,13 @@ which other processes on the machine do not inflate; over stdio it is wall time.
 is taken round by round against that round's bare run, and its median over the rounds is reported, with the
 ratio to the reference tracer's added cost: the mcp 2.x SDK's own tracing, or Traceloop's instrumentation
 (`opentelemetry-instrumentation-mcp`, where installed) on mcp 1.x.
+
+With `--instructions` (Linux, with valgrind), each configuration runs once under callgrind instead, client and
+server alike, instrumented only while the timed calls run: the figure is the instructions executed per call, in
+thousands, every thread and process of the exchange counted. Run alone, it does not move from run to run
+(within 0.5 %), which the time on a shared machine does by more than the differences it is meant to show; beside
+other work the calls take longer and the span processor's timer exports more often. It counts no cache misses,
+no waits, no kernel time. valgrind is a system package (Debian: `apt install valgrind`).
 
 Servers: `fastmcp`, the SDK's high-level server (`MCPServer` / `FastMCP`) with a tool `add(a, b)`;
 `light`, the SDK's low-level `Server` with one handler that answers at once (no validation), where a
@@ -28,11 +36,14 @@ Spans go to a `BatchSpanProcessor` with an exporter that discards them; metrics 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -86,8 +97,17 @@ def configure(configuration: str) -> None:
         McpInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
 
-async def measure(configuration: str, server: str, transport: str, calls: int) -> float:
-    """Microseconds per call (CPU time in memory, wall time over stdio), over `calls` calls after a warm-up."""
+def _child_processes() -> list[int]:
+    """The processes this one started (Linux): the stdio server."""
+    return [int(pid) for task in Path("/proc/self/task").iterdir() for pid in (task / "children").read_text().split()]
+
+
+async def measure(configuration: str, server: str, transport: str, calls: int, *, counted: bool = False) -> float:
+    """Microseconds per call (CPU time in memory, wall time over stdio), over `calls` calls after a warm-up.
+
+    `counted`: under callgrind, whose instrumentation the parent turns on and off, the calls run between two
+    handshakes on stdin/stdout (`ready` with the processes to count, then `done`).
+    """
     sys.path.insert(0, str(ROOT))
     from mcp import StdioServerParameters
 
@@ -100,10 +120,17 @@ async def measure(configuration: str, server: str, transport: str, calls: int) -
     async with connected(transport, target) as session:
         for _ in range(WARM_UP):
             await session.call_tool("add", {"a": 1, "b": 2})
+        if counted:
+            print("ready", *[os.getpid(), *_child_processes()], flush=True)
+            sys.stdin.readline()
         started = clock()
         for _ in range(calls):
             await session.call_tool("add", {"a": 1, "b": 2})
-        return (clock() - started) / calls * 1e6
+        elapsed = (clock() - started) / calls * 1e6
+        if counted:
+            print("done", flush=True)
+            sys.stdin.readline()
+        return elapsed
 
 
 def fastmcp_app() -> Any:
@@ -153,11 +180,12 @@ def light_app() -> Any:
 APPS = {"fastmcp": fastmcp_app, "light": light_app}
 
 
-def child(configuration: str, server: str, transport: str, calls: int) -> None:
+def child(configuration: str, server: str, transport: str, calls: int, *, counted: bool) -> None:
     import anyio
 
     configure(configuration)
-    print(json.dumps(anyio.run(measure, configuration, server, transport, calls)))
+    result = anyio.run(functools.partial(measure, configuration, server, transport, calls, counted=counted))
+    print(json.dumps(result))
 
 
 def serve(configuration: str, server: str) -> None:
@@ -175,6 +203,40 @@ def serve(configuration: str, server: str) -> None:
             await app.run(read, write, app.create_initialization_options())
 
     anyio.run(run)
+
+
+def count(configuration: str, server: str, transport: str, calls: int) -> float:
+    """Thousands of instructions per call: the child (and its stdio server) under callgrind, instrumented only while
+    the timed calls run."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            "--trace-children=yes",
+            f"--callgrind-out-file={folder}/callgrind.%p",
+            *[sys.executable, __file__, "--child", configuration, server, transport, str(calls), "--counted"],
+        ]
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+        )
+        assert process.stdin is not None
+        assert process.stdout is not None
+        ready, *pids = process.stdout.readline().split()
+        assert ready == "ready", ready
+        subprocess.run(["callgrind_control", "--instr=on", *pids], check=True, capture_output=True)
+        process.stdin.write("\n")
+        process.stdin.flush()
+        assert process.stdout.readline().strip() == "done"
+        subprocess.run(["callgrind_control", "--instr=off", *pids], check=True, capture_output=True)
+        process.stdin.write("\n")
+        process.stdin.flush()
+        process.communicate()
+        total = 0
+        for output in Path(folder).iterdir():
+            totals = [line for line in output.read_text().splitlines() if line.startswith("totals:")]
+            total += int(totals[0].split()[1]) if totals else 0
+        return total / calls / 1000
 
 
 def run(configuration: str, server: str, transport: str, calls: int) -> float:
@@ -204,12 +266,14 @@ def report(samples: dict[str, list[float]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--calls", type=int, help="per round: 1000, or 200 with --instructions")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--servers", default="fastmcp,light")
     parser.add_argument("--transports", default="memory,stdio")
     parser.add_argument("--configurations", default=",".join(CONFIGURATIONS))
+    parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind, once")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--counted", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve:
@@ -217,17 +281,21 @@ def main() -> None:
         return
     if arguments.child:
         configuration, server, transport, calls = arguments.child
-        child(configuration, server, transport, int(calls))
+        child(configuration, server, transport, int(calls), counted=arguments.counted)
         return
+    rounds, measured = (1, count) if arguments.instructions else (arguments.rounds, run)
+    calls = arguments.calls or (200 if arguments.instructions else 1000)
     configurations = ["bare", *(name for name in arguments.configurations.split(",") if name != "bare")]
-    print(f"mcp {metadata.version('mcp')}, {arguments.calls} calls x {arguments.rounds} rounds, µs per tools/call")
+    unit = "thousand instructions" if arguments.instructions else "µs"
+    print(f"mcp {metadata.version('mcp')}, {calls} calls x {rounds} rounds, {unit} per tools/call")
     for transport in arguments.transports.split(","):
         for server in arguments.servers.split(","):
             samples: dict[str, list[float]] = {name: [] for name in configurations}
-            for _ in range(arguments.rounds):
+            for _ in range(rounds):
                 for name in configurations:
-                    samples[name].append(run(name, server, transport, arguments.calls))
+                    samples[name].append(measured(name, server, transport, calls))
             clock = "CPU time" if transport == "memory" else "wall time"
+            clock = "instructions, all processes" if arguments.instructions else clock
             print(f"\n{transport}, {server} server ({clock}):")
             report(samples)
 

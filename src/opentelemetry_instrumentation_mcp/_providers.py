@@ -58,7 +58,9 @@ def recording(tracer: Tracer, meter: Meter) -> tuple[Callable[[], bool], Callabl
         return meter_proxy and metrics_internal._METER_PROVIDER is None
 
     def neither() -> bool:
-        return tracer_proxy and trace._TRACER_PROVIDER is None and no_meter()
+        return (
+            tracer_proxy and meter_proxy and trace._TRACER_PROVIDER is None and metrics_internal._METER_PROVIDER is None
+        )
 
     return _latched(lambda: _traces(tracer) or _measures(meter), neither), _latched(lambda: _measures(meter), no_meter)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -134,7 +135,8 @@ def _fields(model: object) -> Mapping[str, Any]:
 
 
 def _field(model: object, name: str) -> Any:
-    return _fields(model).get(name)
+    fields = getattr(model, "__dict__", None)
+    return fields.get(name) if isinstance(fields, dict) else None
 
 
 def _describe_request(responder: Responder, session: Session) -> Message:
@@ -313,8 +315,8 @@ class Patches:
             Target("mcp.client.session", "ClientSession.__init__", _client_created),
             Target("mcp.client.session", "ClientSession._received_request", self._client_received),
             Target("mcp.client.session", "ClientSession._received_notification", self._notified),
-            Target("mcp.shared.session", "BaseSession.send_request", self._send_request),
-            Target("mcp.shared.session", "BaseSession.send_notification", self._send_notification),
+            Target("mcp.shared.session", "BaseSession.send_request", partial(self._send, "request")),
+            Target("mcp.shared.session", "BaseSession.send_notification", partial(self._send, "notification")),
             Target("mcp.shared.session", "BaseSession.__aenter__", entered),
             Target("mcp.shared.session", "BaseSession.__aexit__", exited),
             # the client transports' steps that post a message; a release that lacks one posts from elsewhere
@@ -440,14 +442,8 @@ class Patches:
                 except Exception as error:  # noqa: BLE001
                     report("reading a cancellation", error)
 
-    def _send_request(self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return self._send(wrapped, instance, args, kwargs, argument="request")
-
-    def _send_notification(self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return self._send(wrapped, instance, args, kwargs, argument="notification")
-
     def _send(
-        self, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any], *, argument: str
+        self, argument: str, wrapped: Any, instance: Session, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """`send_request(request, ...)` or `send_notification(notification, ...)`, named by `argument`; with nothing
         to record or send, the message goes as it is."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
+from functools import partial
 from types import MappingProxyType, TracebackType
 from typing import Any
 
@@ -287,7 +288,7 @@ class Patches:
             Target(
                 module,
                 f"{sender}.{method}",
-                self._send_request if method == "send_raw_request" else self._send_notification,
+                partial(self._send, method == "send_raw_request"),
             )
             for module, sender in (
                 (_DISPATCHER_MODULE, "JSONRPCDispatcher"),
@@ -311,7 +312,7 @@ class Patches:
             Target(_DIRECT_MODULE, "DirectDispatcher._make_context", _direct_context),
             *sends,
             # it has no back channel: its requests are refused unsent
-            Target(_MODERN_HTTP_MODULE, "_SingleExchangeDispatchContext.notify", self._send_notification),
+            Target(_MODERN_HTTP_MODULE, "_SingleExchangeDispatchContext.notify", partial(self._send, False)),
             # the SDK's own tracing, muted
             Target("mcp.server._otel", "OpenTelemetryMiddleware.__call__", _mute_sdk_span),
             Target(_DISPATCHER_MODULE, "otel_span", _mute_sdk_client_span),
@@ -397,16 +398,8 @@ class Patches:
     def _client_receive(self, wrapped: Any, instance: ClientSession, args: Any, kwargs: Any) -> Any:
         return self._receive(wrapped, args, kwargs, instance)
 
-    def _send_request(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return self._send(wrapped, instance, args, kwargs, request=True)
-
-    def _send_notification(self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return self._send(wrapped, instance, args, kwargs, request=False)
-
-    def _send(
-        self, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, request: bool
-    ) -> Any:
-        """A request or notification leaving `instance`; with nothing to record or send, it goes as it is."""
+    def _send(self, request: bool, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A request (else a notification) leaving `instance`; with nothing to record or send, it goes as it is."""
         telemetry = self._telemetry
         if not telemetry.active:
             return wrapped(*args, **kwargs)
