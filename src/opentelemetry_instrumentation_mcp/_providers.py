@@ -28,16 +28,17 @@ def _measures(meter: Meter) -> bool:
     return real is not None and not isinstance(real, NoOpMeter)
 
 
-def _latched(records: Callable[[], bool], unset: Callable[[], bool]) -> Callable[[], bool]:
-    """`records`, asked until it says yes, which then stands (a provider, once set, stays); no without asking while
-    `unset()` says that the global providers it would resolve to are not set."""
+def _latched(records: Callable[[], bool], *, proxied: bool, traces: bool) -> Callable[[], bool]:
+    """`records`, asked until it says yes, which then stands (a provider, once set, stays). Until then, where the
+    answer rests on the API's proxies alone (`proxied`), no without asking while the global meter provider, and
+    with `traces` the global tracer provider too, is not set."""
     configured = False
 
     def check() -> bool:
         nonlocal configured
         if configured:
             return True
-        if unset():
+        if proxied and metrics_internal._METER_PROVIDER is None and (not traces or trace._TRACER_PROVIDER is None):
             return False
         configured = records()
         return configured
@@ -52,17 +53,13 @@ def recording(tracer: Tracer, meter: Meter) -> tuple[Callable[[], bool], Callabl
     two of its module globals say so; after that the proxies' own state is read, not the global providers (whose
     getters look the environment up on every call until one is set).
     """
-    tracer_proxy, meter_proxy = isinstance(tracer, ProxyTracer), isinstance(meter, _ProxyMeter)
-
-    def no_meter() -> bool:
-        return meter_proxy and metrics_internal._METER_PROVIDER is None
-
-    def neither() -> bool:
-        return (
-            tracer_proxy and meter_proxy and trace._TRACER_PROVIDER is None and metrics_internal._METER_PROVIDER is None
-        )
-
-    return _latched(lambda: _traces(tracer) or _measures(meter), neither), _latched(lambda: _measures(meter), no_meter)
+    meter_proxy = isinstance(meter, _ProxyMeter)
+    records = _latched(
+        lambda: _traces(tracer) or _measures(meter),
+        proxied=meter_proxy and isinstance(tracer, ProxyTracer),
+        traces=True,
+    )
+    return records, _latched(lambda: _measures(meter), proxied=meter_proxy, traces=False)
 
 
 FLUSH_SECONDS = 5.0
