@@ -135,6 +135,7 @@ def _fields(model: object) -> Mapping[str, Any]:
 
 
 def _field(model: object, name: str) -> Any:
+    """One field, read as `_fields` reads them (in one call: every message passes here)."""
     fields = getattr(model, "__dict__", None)
     return fields.get(name) if isinstance(fields, dict) else None
 
