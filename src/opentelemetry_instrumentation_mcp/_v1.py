@@ -331,10 +331,11 @@ class Patches:
         ]
 
     def _session_ended(self, session: Session, error: object) -> None:
+        state = session_state(session)
         self._telemetry.session_ended(
-            session_state(session),
+            state,
             server=isinstance(session, ServerSession),
-            network=_session_transport(session, session_state(session)).attributes,
+            network=_session_transport(session, state).attributes,
             error=error,
         )
 
