@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NoOpTracerProvider, SpanKind
 
 from opentelemetry_instrumentation_mcp import IncomingContext, McpInstrumentor
-from opentelemetry_instrumentation_mcp._session import SessionState
+from opentelemetry_instrumentation_mcp._message import SessionState
 from tests.apps import reference_app
 from tests.conftest import _PROVIDER, ours
 from tests.http_peers import SsePeer, StreamableHttpPeer, concurrent_sessions, serving, strays

@@ -294,14 +294,18 @@ def test_sessions_leave_nothing_behind(instrumented: InMemorySpanExporter, trans
 
 
 STEPS_OF_OURS = [
-    f"{'_v1' if MCP1 else '_v2'}.carrier",  # the context a message carries
+    "_operation.carrier_of",  # the context a message carries
     "_operation.client_parent",
     "_operation.server_parent",
+    "_operation.span_name_and_attributes",
     "_transport._url_attributes",  # inside the SDK's HTTP client transport's constructor
-    "_http._note",  # inside the SDK's server transport's request entry
-    "_http.extract",
-    "_providers.flusher",
-    *(["_v1._meta_context", "_v1._root"] if MCP1 else ["_v2._note_dispatcher", "_v2._outbound", "_v2._injected"]),
+    "_transport._note_request",  # inside the SDK's server transport's request entry
+    "_transport.extract",
+    *(
+        ["_mcp1._message_context", "_mcp1._root"]
+        if MCP1
+        else ["_mcp2._share_connection_state", "_mcp2.Adapter._read_sent", "_mcp2._inject"]
+    ),
 ]
 
 

@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from opentelemetry_instrumentation_mcp._metrics import BUCKETS
+from opentelemetry_instrumentation_mcp._conventions import BUCKETS
 from tests.apps import reference_app
 from tests.conftest import ours, points
 from tests.http_peers import StreamableHttpPeer, serving

@@ -262,10 +262,10 @@ async def test_sampled_out_spans_do_no_content_work(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
-    from opentelemetry_instrumentation_mcp import _operation
+    from opentelemetry_instrumentation_mcp import _content
 
     serialised: list[Any] = []
-    monkeypatch.setattr(_operation, "as_json", lambda value, limit: serialised.append(value) or "")
+    monkeypatch.setattr(_content, "as_json", lambda value, limit: serialised.append(value) or "")
     hooked: list[Any] = []
     instrumentor = McpInstrumentor()
     instrumentor.instrument(

@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from opentelemetry_instrumentation_mcp._metrics import BUCKETS
+from opentelemetry_instrumentation_mcp._conventions import BUCKETS
 from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver, ReceivedSpan
 from tests.mcp_compat import HANDSHAKE_VERSION, jsonrpc
 from tests.test_server_spans import BAD_METAS, PARENT_ID, TRACE_ID, TRACEPARENT

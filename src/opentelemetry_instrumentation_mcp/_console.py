@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 
-from opentelemetry import metrics, trace
+from opentelemetry_instrumentation_mcp._otel_private import global_exporters
 
 _EXPORTER_VARIABLES = ("OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER")
 _warned = False
@@ -23,25 +22,13 @@ def console_exporters() -> list[str]:
     return found
 
 
-def _exporters() -> Iterator[object]:
-    """The exporters of the global SDK providers, where the SDK keeps them (best effort: private attributes)."""
-    span_processors = getattr(
-        getattr(trace.get_tracer_provider(), "_active_span_processor", None), "_span_processors", ()
-    )
-    for processor in span_processors:
-        yield getattr(processor, "span_exporter", None)  # SimpleSpanProcessor
-        yield getattr(getattr(processor, "_batch_processor", None), "_exporter", None)  # BatchSpanProcessor
-    for reader in getattr(metrics.get_meter_provider(), "_metric_readers", ()):
-        yield getattr(reader, "_exporter", None)  # PeriodicExportingMetricReader
-
-
 def console_exporters_in_code() -> list[str]:
     """Console exporters on the global providers that write to stdout, as set up in code (the quickstarts'
     `SimpleSpanProcessor(ConsoleSpanExporter())`)."""
     return sorted(
         {
             f"a {type(exporter).__name__} writing to stdout"
-            for exporter in _exporters()
+            for exporter in global_exporters()
             if type(exporter).__name__ in ("ConsoleSpanExporter", "ConsoleMetricExporter")
             and getattr(exporter, "out", None) in (sys.stdout, sys.__stdout__)
         }

@@ -56,19 +56,55 @@ def _propagation_only(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs
     return "propagation_only" if mode == "native" else mode
 
 
-def _fastmcp4() -> bool:
+def _is_fastmcp4() -> bool:
     """Whether the FastMCP being imported has the switch (its `fastmcp.telemetry`, imported first, says)."""
     telemetry = sys.modules.get("fastmcp.telemetry")
     return callable(getattr(telemetry, "telemetry_mode", None))
 
 
 _TARGETS = (
-    ("fastmcp.telemetry", "telemetry_mode", _propagation_only, True),
-    ("fastmcp.server.telemetry", "telemetry_mode", _propagation_only, True),
-    ("fastmcp.client.telemetry", "get_tracer", _without_mcp_spans, False),
-    ("fastmcp.server.telemetry", "get_tracer", _without_mcp_spans, False),
+    (
+        Target(
+            "fastmcp.telemetry",
+            "telemetry_mode",
+            _propagation_only,
+            optional=True,
+            why="FastMCP 4's switch, read at every use: `native` makes its own MCP spans",
+        ),
+        True,
+    ),
+    (
+        Target(
+            "fastmcp.server.telemetry",
+            "telemetry_mode",
+            _propagation_only,
+            optional=True,
+            why="the same switch, bound by name in its server telemetry",
+        ),
+        True,
+    ),
+    (
+        Target(
+            "fastmcp.client.telemetry",
+            "get_tracer",
+            _without_mcp_spans,
+            optional=True,
+            why="FastMCP 3 has no switch: its client spans come from the tracer this returns",
+        ),
+        False,
+    ),
+    (
+        Target(
+            "fastmcp.server.telemetry",
+            "get_tracer",
+            _without_mcp_spans,
+            optional=True,
+            why="FastMCP 3 has no switch: its server spans come from the tracer this returns",
+        ),
+        False,
+    ),
 )
-"""(module, function, wrapper, whether it is FastMCP 4's): each module binds the name for itself."""
+"""Each target, and whether it is FastMCP 4's; each module binds the name for itself."""
 
 
 class FrameworkPatch:
@@ -80,19 +116,17 @@ class FrameworkPatch:
 
     def apply(self) -> None:
         self._active = True
-        for module_name in dict.fromkeys(module for module, _, _, _ in _TARGETS):
-            register_post_import_hook(self._imported, module_name)
+        for module_name in dict.fromkeys(target.module for target, _ in _TARGETS):
+            register_post_import_hook(self._patch_when_imported, module_name)
 
-    def _imported(self, module: ModuleType) -> None:
+    def _patch_when_imported(self, module: ModuleType) -> None:
         if self._active:
             guarded("quieting FastMCP's own spans", lambda: self._patch(module), None)
 
     def _patch(self, module: ModuleType) -> None:
-        fastmcp4 = _fastmcp4()
+        fastmcp4 = _is_fastmcp4()
         self._patcher.apply(
-            Target(module_name, name, wrapper, optional=True)
-            for module_name, name, wrapper, of_fastmcp4 in _TARGETS
-            if module_name == module.__name__ and of_fastmcp4 is fastmcp4
+            target for target, of_fastmcp4 in _TARGETS if target.module == module.__name__ and of_fastmcp4 is fastmcp4
         )
 
     def remove(self) -> None:

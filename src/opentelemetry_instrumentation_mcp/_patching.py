@@ -1,8 +1,9 @@
 """The one table of what this package wraps, applied and removed as a whole.
 
-An SDK release that renames a private target costs the user that target's feature, not the package: a missing
-target is skipped with one warning naming it (optional ones, which only some releases have, silently), and a
-failure half-way through undoes everything applied so far.
+Each target says why it is wrapped: most are private to the SDK, since no public hook sees what they see. An SDK
+release that renames a private target costs the user that target's feature, not the package: a missing target is
+skipped with one warning naming it (optional ones, which only some releases have, silently), and a failure
+half-way through undoes everything applied so far.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from wrapt import wrap_function_wrapper
 _logger = logging.getLogger("opentelemetry_instrumentation_mcp")
 
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
+"""A wrapt wrapper: `wrapper(wrapped, instance, args, kwargs)`."""
+
+
+def argument(args: tuple[Any, ...], kwargs: dict[str, Any], position: int, name: str) -> Any:
+    """The argument a wrapped call got at `position` or by `name`; None if it got neither."""
+    return args[position] if len(args) > position else kwargs.get(name)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,9 @@ class Target:
     module: str
     path: str
     wrapper: Wrapper
+    why: str
+    """What the wrapper learns or changes there, and what it reads of the SDK's private state: why no public hook
+    serves."""
     optional: bool = False
     """Present in some releases only: skipped without a warning where absent."""
 

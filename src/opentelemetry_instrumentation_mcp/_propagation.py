@@ -1,4 +1,5 @@
-"""Trace context coming in: read from `params._meta` and HTTP headers, and the choice of a span's parent.
+"""Trace context in and out: read from `params._meta` and HTTP headers, written into `params._meta`, and the
+choice of a span's parent.
 
 Carriers are peer input: any `_meta` key may hold a number, a list, an object or `null`, and a value may be
 huge. Only `str` values of sane length are ever handed to a propagator, and extraction never raises.
@@ -16,8 +17,7 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter, TextMapPropagator
 from opentelemetry.trace import Link
 
-from opentelemetry_instrumentation_mcp._message import Message
-from opentelemetry_instrumentation_mcp._session import SessionState
+from opentelemetry_instrumentation_mcp._message import Message, SessionState
 
 _MAX_VALUE_LENGTH = {"traceparent": 512, "tracestate": 512, "baggage": 8192}
 """Longer values count as absent (W3C caps tracestate at 512 characters and baggage at 8192 bytes)."""
@@ -67,7 +67,7 @@ def extract(carrier: object, base: Context) -> Context | None:
     return extracted
 
 
-def carrier(context: Context) -> dict[str, object] | None:
+def carrier_of(context: Context) -> dict[str, object] | None:
     """What the propagators send for `context` (`traceparent`, `tracestate`, `baggage`...); None if nothing."""
     fields: dict[str, object] = {}
     propagate.inject(fields, context=context)
@@ -79,7 +79,7 @@ _sent_nothing: tuple[TextMapPropagator, Context] | None = None
 whose context object stays the same from one message to the next."""
 
 
-def sends_nothing(meta: object) -> bool:
+def would_send_no_context(meta: object) -> bool:
     """Whether a message whose `_meta` is `meta`, sent with no span of ours, would carry no context at all: none
     given by hand, none in the current context for the propagators to write."""
     global _sent_nothing  # noqa: PLW0603 - a one-entry cache, replaced whole
@@ -89,13 +89,13 @@ def sends_nothing(meta: object) -> bool:
     last = _sent_nothing
     if last is not None and last[0] is textmap and last[1] is current:
         return True
-    if carrier(current) is not None:
+    if carrier_of(current) is not None:
         return False
     _sent_nothing = textmap, current
     return True
 
 
-def passes_nothing(method: str, meta: object, http_request: object, session: SessionState) -> bool:
+def has_no_context_to_pass(method: str, meta: object, http_request: object, session: SessionState) -> bool:
     """Whether an inbound message has no context to pass on to its handling (with no span of ours): none in its
     `_meta`, no HTTP request's, none its session was set up with, and it is not the `initialize` that sets one."""
     return not meta and http_request is None and session.context is None and method != "initialize"

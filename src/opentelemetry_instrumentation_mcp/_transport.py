@@ -1,58 +1,61 @@
-"""Which transport a message travels on, told by the SDK's transports as they start.
+"""Which transport a message travels on, and what it tells: network attributes, the HTTP request's trace context,
+the session id. The SDK's transports tell it as they start; the same holds for both SDK generations.
 
-Server side: `stdio_server()` is wrapped (where the SDK defines it and where its own modules bound the name)
-so that its body runs with a context variable set; the mark is set before the SDK's context is entered, so
-the tasks the SDK spawns there carry it too (mcp 2.x runs handlers in the context of the task that read the
-message).
+Server side: `stdio_server()` is wrapped (where the SDK defines it and where its own modules bound the name) so
+that its body runs with a context variable set; the mark is set before the SDK's context is entered, so the tasks
+the SDK spawns there carry it too. The HTTP transports hand messages to the session's own task, away from the
+request's task: a wrapper on their request entry points notes the request's context (its HTTP server span, when
+an ASGI instrumentation made one) and the transport's session id in the ASGI scope, which travels with the message.
 
-Client side: user code imports `stdio_client` and the HTTP clients by name, often before instrumenting, so
-their entry points cannot be relied on. Steps every client transport takes inside, which the SDK looks up at
-run time (spawning the process, creating the `StreamableHTTPTransport`, opening the SSE stream), note the
-transport in a context variable of the task that opens it; the `ClientSession` created next takes it.
+Client side: user code imports `stdio_client` and the HTTP clients by name, often before instrumenting, so their
+entry points cannot be relied on. Steps every client transport takes inside, which the SDK looks up at run time
+(spawning the process, creating the `StreamableHTTPTransport`, opening the SSE stream), note the transport in a
+context variable of the task that opens it; the `ClientSession` created next takes it.
+
+Each SDK context manager whose exit ends a server's sessions (`stdio_server()`, the streamable HTTP session
+manager's `run()`, an SSE connection) flushes the providers as it exits.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from contextlib import suppress
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from opentelemetry.semconv.attributes.network_attributes import NETWORK_TRANSPORT, NetworkTransportValues
+from opentelemetry import context as context_api
+from opentelemetry.context import Context
+from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
+from opentelemetry.semconv.attributes.network_attributes import (
+    NETWORK_PROTOCOL_NAME,
+    NETWORK_PROTOCOL_VERSION,
+    NETWORK_TRANSPORT,
+    NetworkTransportValues,
+)
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
-from opentelemetry.util.types import AttributeValue
 
 from opentelemetry_instrumentation_mcp._console import warn_on_stdio
-from opentelemetry_instrumentation_mcp._guard import guarded
-from opentelemetry_instrumentation_mcp._message import NO_TRANSPORT, Transport
-from opentelemetry_instrumentation_mcp._patching import Target
-from opentelemetry_instrumentation_mcp._providers import flushed
-from opentelemetry_instrumentation_mcp._session import SessionState
-
-Attributes = dict[str, AttributeValue]
-Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
+from opentelemetry_instrumentation_mcp._guard import guarded, report
+from opentelemetry_instrumentation_mcp._message import (
+    NO_TRANSPORT,
+    Attributes,
+    ClientTransport,
+    SessionState,
+    Transport,
+)
+from opentelemetry_instrumentation_mcp._patching import Target, Wrapper, argument
+from opentelemetry_instrumentation_mcp._propagation import extract, has_span
+from opentelemetry_instrumentation_mcp._providers import flush_in_worker_thread
 
 _PIPE: Attributes = {NETWORK_TRANSPORT: NetworkTransportValues.PIPE.value}
+_TCP = NetworkTransportValues.TCP.value
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@dataclass(slots=True)
-class ClientTransport:
-    """The transport a client session talks over."""
-
-    attributes: Attributes
-    http: Any = None
-    """The SDK's `StreamableHTTPTransport`, which learns the session id from the server's answer."""
-
-    def transport(self) -> Transport:
-        session_id = getattr(self.http, "session_id", None)
-        return Transport(self.attributes, session_id=session_id if isinstance(session_id, str) else None)
-
+_SCOPE_KEY = "opentelemetry_instrumentation_mcp.request"
 
 _serving_stdio: ContextVar[bool] = ContextVar("opentelemetry_mcp_serving_stdio", default=False)
 _opened: ContextVar[ClientTransport | None] = ContextVar("opentelemetry_mcp_opened_transport", default=None)
@@ -68,6 +71,26 @@ def client_transport(state: SessionState) -> Transport:
     return state.client.transport() if state.client is not None else NO_TRANSPORT
 
 
+def session_transport(state: SessionState, *, client: bool) -> Transport:
+    """The transport of a session's messages that carry none of their own: what a side sends, and what the mcp 1.x
+    server receives as notifications (1.x drops their HTTP request)."""
+    if client:
+        return client_transport(state)
+    stdio = stdio_transport()
+    if stdio.attributes or (not state.network and state.session_id is None):
+        return stdio
+    return Transport(state.network, session_id=state.session_id)
+
+
+def request_transport(request: Any, state: SessionState) -> Transport:
+    """What the HTTP request that carried a message tells (in the task that received it); the session keeps its
+    network facts and id for the messages that will arrive without them."""
+    transport = _http_transport(request, context_api.get_current())
+    state.network = {key: value for key, value in transport.attributes.items() if key.startswith("network.")}
+    state.session_id = transport.session_id or state.session_id
+    return transport
+
+
 def take_client_transport() -> ClientTransport | None:
     """The client transport this task opened last, for the `ClientSession` being created; no later one gets it."""
     opened = _opened.get()
@@ -76,13 +99,47 @@ def take_client_transport() -> ClientTransport | None:
     return opened
 
 
-def network_attributes(attributes: Mapping[str, AttributeValue]) -> Attributes:
-    """The `network.*` part: what all messages of a connection share (unlike the client's port)."""
-    return {key: value for key, value in attributes.items() if key.startswith("network.")}
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """What the server transport's request entry noted in the ASGI scope."""
+
+    context: Context
+    session_id: str | None
+
+
+def _http_transport(request: Any, ambient: Context) -> Transport:
+    """What a Starlette `Request` tells; `ambient` stands in for the request's context where none was noted."""
+    scope = getattr(request, "scope", None)
+    if not isinstance(scope, Mapping):
+        return NO_TRANSPORT
+    received = scope.get(_SCOPE_KEY)
+    request_context = received.context if isinstance(received, _Received) else ambient
+    sent = extract(getattr(request, "headers", None), Context())
+    return Transport(
+        attributes=_peer_attributes(scope),
+        context=request_context if has_span(request_context) else sent,
+        sent_context=sent,
+        session_id=received.session_id if isinstance(received, _Received) else None,
+    )
+
+
+def _peer_attributes(scope: Mapping[str, Any]) -> Attributes:
+    attributes: Attributes = {NETWORK_TRANSPORT: _TCP, NETWORK_PROTOCOL_NAME: "http"}
+    version = scope.get("http_version")
+    if isinstance(version, str):
+        attributes[NETWORK_PROTOCOL_VERSION] = version
+    client = scope.get("client")
+    if isinstance(client, (tuple, list)) and len(client) == 2:
+        host, port = client
+        if isinstance(host, str):
+            attributes[CLIENT_ADDRESS] = host
+        if isinstance(port, int):
+            attributes[CLIENT_PORT] = port
+    return attributes
 
 
 def _url_attributes(url: object) -> Attributes:
-    attributes: Attributes = {NETWORK_TRANSPORT: NetworkTransportValues.TCP.value}
+    attributes: Attributes = {NETWORK_TRANSPORT: _TCP}
     if isinstance(url, str):
         with suppress(ValueError):
             parts = urlsplit(url)
@@ -94,13 +151,39 @@ def _url_attributes(url: object) -> Attributes:
     return attributes
 
 
-class ServerEnding:
-    """One of the SDK's async context managers whose exit ends a server's sessions (`stdio_server()`, the streamable
-    HTTP session manager's `run()`, an SSE connection): the providers are flushed after it, so that a server stopped
-    right after (its client kills it, uvicorn re-raises SIGTERM) loses nothing. The body of `stdio_server()` runs
-    marked as served over a pipe."""
+def _note_request(scope: object, session_id: object) -> None:
+    if isinstance(scope, MutableMapping):
+        scope[_SCOPE_KEY] = _Received(context_api.get_current(), session_id if isinstance(session_id, str) else None)
 
-    def __init__(self, manager: Any, flush: Callable[[], None], *, stdio: bool = False) -> None:
+
+def _noting_streamable_http_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`StreamableHTTPServerTransport.handle_request(scope, ...)`: the request's context and the session's id."""
+    guarded(
+        "noting an HTTP request",
+        lambda: _note_request(argument(args, kwargs, 0, "scope"), getattr(instance, "mcp_session_id", None)),
+        None,
+    )
+    return wrapped(*args, **kwargs)
+
+
+def _noting_sse_post(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`SseServerTransport.handle_post_message(scope, ...)`: the request's context and the `session_id` it names."""
+    guarded("noting an HTTP request", lambda: _note_sse_post(argument(args, kwargs, 0, "scope")), None)
+    return wrapped(*args, **kwargs)
+
+
+def _note_sse_post(scope: Any) -> None:
+    query = scope.get("query_string", b"") if isinstance(scope, Mapping) else b""
+    session_ids = parse_qs(query.decode("latin-1")).get("session_id") if isinstance(query, bytes) else None
+    _note_request(scope, session_ids[0] if session_ids else None)
+
+
+class _FlushingAtExit:
+    """One of the SDK's async context managers whose exit ends a server's sessions: the providers are flushed after
+    it, so that a server stopped right after (its client kills it, uvicorn re-raises SIGTERM) loses nothing. The
+    body of `stdio_server()` runs marked as served over a pipe."""
+
+    def __init__(self, manager: Any, flush: Callable[[], None], *, stdio: bool) -> None:
         self._manager = manager
         self._flush = flush
         self._stdio = stdio
@@ -120,21 +203,24 @@ class ServerEnding:
             if self._token is not None:
                 with suppress(ValueError):  # exited in another context than it was entered in
                     _serving_stdio.reset(self._token)
-            await flushed(self._flush)
+            try:
+                await flush_in_worker_thread(self._flush)
+            except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
+                report("flushing the providers", error)
 
 
-def ending(flush: Callable[[], None], *, stdio: bool = False) -> Wrapper:
-    """A wrapper of a function returning one of the SDK's server context managers: see `ServerEnding`."""
+def _flushing_at_exit(flush: Callable[[], None], *, stdio: bool = False) -> Wrapper:
+    """A wrapper of a function returning one of the SDK's server context managers: see `_FlushingAtExit`."""
 
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ServerEnding:
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _FlushingAtExit:
         if stdio:
             guarded("checking the exporters", warn_on_stdio, None)
-        return ServerEnding(wrapped(*args, **kwargs), flush, stdio=stdio)
+        return _FlushingAtExit(wrapped(*args, **kwargs), flush, stdio=stdio)
 
     return wrapper
 
 
-def _noting(transport: Callable[[tuple[Any, ...]], ClientTransport]) -> Wrapper:
+def _noting_client_transport(transport: Callable[[tuple[Any, ...]], ClientTransport]) -> Wrapper:
     """A wrapper of a step of a client transport: notes the transport for the next session."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -144,45 +230,93 @@ def _noting(transport: Callable[[tuple[Any, ...]], ClientTransport]) -> Wrapper:
     return wrapper
 
 
-def _http_transport_init(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _noting_streamable_http_client(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """`StreamableHTTPTransport.__init__`: the transport knows its URL, and later its session id."""
     wrapped(*args, **kwargs)
-    guarded("noting a client transport", lambda: _note_http(instance), None)
+    guarded(
+        "noting a client transport",
+        lambda: _opened.set(ClientTransport(_url_attributes(getattr(instance, "url", None)), http=instance)),
+        None,
+    )
 
 
-def _note_http(transport: Any) -> None:
-    _opened.set(ClientTransport(_url_attributes(getattr(transport, "url", None)), http=transport))
-
-
-_SERVER_FUNCTION = ("mcp.server.stdio", "stdio_server")
-_REEXPORTS = ("mcp", "mcp.server.lowlevel.server", "mcp.server.fastmcp.server", "mcp.server.mcpserver.server")
+_STDIO_SERVER = ("mcp.server.stdio", "stdio_server")
+_STDIO_SERVER_REEXPORTS = (
+    "mcp",
+    "mcp.server.lowlevel.server",
+    "mcp.server.fastmcp.server",
+    "mcp.server.mcpserver.server",
+)
 """Modules of the SDK that bind `stdio_server` by name; patched too when already imported."""
 
 _CLIENT_STEPS = (
-    Target("mcp.client.stdio", "_create_platform_compatible_process", _noting(lambda args: ClientTransport(_PIPE))),
-    Target("mcp.client.streamable_http", "StreamableHTTPTransport.__init__", _http_transport_init),
-    # the SSE stream's GET, which names the URL: `aconnect_sse(client, method, url)` in older 1.x ...
-    Target("mcp.client.sse", "aconnect_sse", _noting(lambda args: ClientTransport(_url_attributes(args[2]))), True),
-    # ... `sse_within_origin(client, url)` in newer ones and 2.x
     Target(
-        "mcp.client.sse", "sse_within_origin", _noting(lambda args: ClientTransport(_url_attributes(args[1]))), True
+        "mcp.client.stdio",
+        "_create_platform_compatible_process",
+        _noting_client_transport(lambda args: ClientTransport(_PIPE)),
+        why="spawns a stdio server; `stdio_client` itself is imported by name before instrumenting",
+    ),
+    Target(
+        "mcp.client.streamable_http",
+        "StreamableHTTPTransport.__init__",
+        _noting_streamable_http_client,
+        why="its `url`, and its `session_id` once the server assigns one, are the client's only record of either",
+    ),
+    Target(
+        "mcp.client.sse",
+        "aconnect_sse",
+        _noting_client_transport(lambda args: ClientTransport(_url_attributes(args[2]))),
+        optional=True,
+        why="the SSE stream's GET names the URL: `aconnect_sse(client, method, url)` in older 1.x releases",
+    ),
+    Target(
+        "mcp.client.sse",
+        "sse_within_origin",
+        _noting_client_transport(lambda args: ClientTransport(_url_attributes(args[1]))),
+        optional=True,
+        why="... and `sse_within_origin(client, url)` in newer ones and 2.x",
     ),
 )
-"""Steps of the client transports."""
 
 
 def transport_targets(flush: Callable[[], None]) -> list[Target]:
-    """`stdio_server`, where the SDK defines it and where its modules already bound it, and the client steps."""
-    module_name, name = _SERVER_FUNCTION
+    """What tells the transport of a message, on both sides and both SDK generations, and what ends a server's
+    sessions."""
+    module_name, name = _STDIO_SERVER
     original = getattr(importlib.import_module(module_name), name, None)
     reexports = [
         binder
-        for binder in _REEXPORTS
+        for binder in _STDIO_SERVER_REEXPORTS
         if original is not None and getattr(sys.modules.get(binder), name, None) is original
     ]
-    stdio = ending(flush, stdio=True)
+    stdio = _flushing_at_exit(flush, stdio=True)
+    why = "its body is the stdio server's: the pipe mark for its messages, the flush as its session ends"
     return [
-        Target(module_name, name, stdio),
-        *(Target(binder, name, stdio, optional=True) for binder in reexports),
+        Target(module_name, name, stdio, why=why),
+        *(Target(binder, name, stdio, optional=True, why=f"{why} (bound by name here)") for binder in reexports),
+        Target(
+            "mcp.server.streamable_http",
+            "StreamableHTTPServerTransport.handle_request",
+            _noting_streamable_http_request,
+            why="the request's task, before the message leaves for the session's: its context and the session id",
+        ),
+        Target(
+            "mcp.server.sse",
+            "SseServerTransport.handle_post_message",
+            _noting_sse_post,
+            why="the POST's task, before the message leaves for the session's: its context and the session id",
+        ),
+        Target(
+            "mcp.server.streamable_http_manager",
+            "StreamableHTTPSessionManager.run",
+            _flushing_at_exit(flush),
+            why="the app's shutdown (uvicorn on SIGTERM) leaves it: the flush before the process dies",
+        ),
+        Target(
+            "mcp.server.sse",
+            "SseServerTransport.connect_sse",
+            _flushing_at_exit(flush),
+            why="an SSE session ends with it: the flush",
+        ),
         *_CLIENT_STEPS,
     ]

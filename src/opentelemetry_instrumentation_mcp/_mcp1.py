@@ -1,0 +1,397 @@
+"""The mcp 1.x adapter: where its messages pass, how to read them, their results and errors, and how to hand a
+message on with its context. 1.x has no tracing of its own.
+
+Received: the low-level `Server._handle_message` runs once per request and notification a server receives (in its
+own task), except `initialize`, which `ServerSession._received_request` answers inline in the receive loop; a
+client's `ClientSession._received_request` / `_received_notification` handle what the server sends. The SDK answers
+a request through its `RequestResponder`, not by returning the result: the answer is read off that one responder's
+`respond` for the length of the handling.
+
+Sent: every request and notification, from either side, passes `BaseSession.send_request` / `send_notification`,
+which dump the message to JSON; the message is handed to them behind a proxy whose dump carries the context in
+`params._meta`, so the caller's own object is never changed. The HTTP client transports post each message in the
+context its `_meta` carries (2.x does so itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from mcp import types
+from mcp.client.session import ClientSession
+from mcp.server.lowlevel.server import Server
+from mcp.server.session import InitializationState, ServerSession
+from mcp.shared.exceptions import McpError
+from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.session import BaseSession, RequestResponder
+from opentelemetry import context as context_api
+from opentelemetry.context import Context
+from pydantic import RootModel
+from wrapt import ObjectProxy
+
+from opentelemetry_instrumentation_mcp._conventions import UNKNOWN_EXCEPTION
+from opentelemetry_instrumentation_mcp._guard import guarded, report
+from opentelemetry_instrumentation_mcp._message import Message, SessionState, session_state
+from opentelemetry_instrumentation_mcp._operation import Operation, carried_error_reader
+from opentelemetry_instrumentation_mcp._patching import Target, Wrapper, argument
+from opentelemetry_instrumentation_mcp._propagation import extract, with_carrier
+from opentelemetry_instrumentation_mcp._transport import request_transport, session_transport
+from opentelemetry_instrumentation_mcp._wrappers import Args, Kwargs, SdkAdapter, noting_client_transport
+
+Session = BaseSession[Any, Any, Any, Any, Any]
+Responder = RequestResponder[Any, Any]
+
+_LOCAL_FAILURES = frozenset({408, types.CONNECTION_CLOSED})
+"""Codes of the errors the 1.x SDK raises itself: a request timed out (HTTP's 408), the connection closed."""
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _fields(model: object) -> Mapping[str, Any]:
+    """The fields of a pydantic model, read without its attribute lookups (a lookup that fails costs pydantic an
+    exception); none where it has none."""
+    fields = getattr(model, "__dict__", None)
+    return fields if isinstance(fields, dict) else _NO_FIELDS
+
+
+def _field(model: object, name: str) -> Any:
+    """One field, read as `_fields` reads them, in one call: every message passes here."""
+    fields = getattr(model, "__dict__", None)
+    return fields.get(name) if isinstance(fields, dict) else None
+
+
+def _root(model: Any) -> Any:
+    """The request, notification or result a model holds: the union's member (`ClientRequest`, `ServerResult`...),
+    or the model itself where it is a bare one (a `ReadResourceRequest`, as FastMCP hands the SDK)."""
+    return model.root if isinstance(model, RootModel) else model
+
+
+def _meta_fields(meta: object) -> object:
+    """The `_meta` keys beyond the SDK's declared ones, as the peer sent them (pydantic `extra="allow"`)."""
+    return getattr(meta, "model_extra", None)
+
+
+def _http_request(metadata: object) -> Any:
+    return metadata.request_context if isinstance(metadata, ServerMessageMetadata) else None
+
+
+def _protocol_version(state: SessionState, http_request: Any) -> str | None:
+    """The version negotiated on this session, else the one a streamable HTTP request declares."""
+    version = state.protocol_version
+    if version is None and http_request is not None:
+        headers = getattr(http_request, "headers", None)
+        version = headers.get("mcp-protocol-version") if headers is not None else None
+    return version
+
+
+def _client(session: Session) -> bool:
+    return not isinstance(session, ServerSession)
+
+
+def _request_message(responder: Responder, session: Session, method: str, meta: object, http: Any) -> Message:
+    """A request received through `responder`, with the HTTP request that carried it, if any."""
+    params = _field(responder.request.root, "params")
+    state = session_state(session)
+    version = None if method == "initialize" else _protocol_version(state, http)
+    state.protocol_version = state.protocol_version or version  # for what the server sends on this session
+    transport = (
+        request_transport(http, state) if http is not None else session_transport(state, client=_client(session))
+    )
+    return Message(
+        method,
+        params,
+        _fields(params),
+        request_id=responder.request_id,
+        meta=meta,
+        protocol_version=version,
+        transport=transport,
+        session=state,
+    )
+
+
+def _model_message(root: Any, session: Session, method: str, meta: object, request_id: object = None) -> Message:
+    """A message held as the SDK's model, with no transport metadata of its own: one a side sends, or a
+    notification it received (1.x drops a notification's metadata)."""
+    params = _field(root, "params")
+    state = session_state(session)
+    return Message(
+        method,
+        params,
+        _fields(params),
+        request_id=request_id,
+        meta=meta,
+        protocol_version=state.protocol_version,
+        transport=session_transport(state, client=_client(session)),
+        session=state,
+    )
+
+
+@dataclass(slots=True)
+class _Answering:
+    """Stands in for a traced request's `RequestResponder.respond` (as an attribute of that one responder, for the
+    length of its handling): records the answer, then responds."""
+
+    respond: Callable[..., Any]
+    operation: Operation
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        response = argument(args, kwargs, 0, "response")
+        try:
+            _record_answer(self.operation, response)
+        except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
+            report("recording a response", error)
+        return self.respond(*args, **kwargs)
+
+
+def _record_answer(operation: Operation, response: object) -> None:
+    if isinstance(response, types.ErrorData):
+        operation.record_error_response(response.code, response.message)
+        if response.code == 0:  # the SDK's answer to any exception a handler raised, which it keeps to itself
+            operation.record_failure(UNKNOWN_EXCEPTION, response.message)
+        return
+    operation.record_result(response)
+
+
+if TYPE_CHECKING:
+    _Proxy = ObjectProxy[Any]
+else:
+    _Proxy = ObjectProxy  # wrapt 1.x proxies are not generic
+
+
+class _CarryingContext(_Proxy):
+    """The caller's request or notification, whose dump carries the given context fields in `params._meta`."""
+
+    def __init__(self, message: Any, carrier: Mapping[str, object]) -> None:
+        super().__init__(message)
+        self._self_carrier = carrier
+
+    def model_dump(self, *args: Any, **kwargs: Any) -> Any:
+        data = self.__wrapped__.model_dump(*args, **kwargs)
+        if not isinstance(data, dict):
+            return data
+        return guarded("injecting trace context", lambda: self._with_carrier(data), data)
+
+    def _with_carrier(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "params": with_carrier(data.get("params"), self._self_carrier)}
+
+
+def _inject(message: Message, args: Args, kwargs: Kwargs, carrier: Mapping[str, object]) -> tuple[Args, Kwargs]:
+    """`send_request(request, ...)` / `send_notification(notification, ...)` with the message behind a proxy."""
+    if args:
+        return (_CarryingContext(args[0], carrier), *args[1:]), kwargs
+    name = "request" if "request" in kwargs else "notification"
+    return args, {**kwargs, name: _CarryingContext(kwargs[name], carrier)}
+
+
+def _message_context(params: object) -> Context | None:
+    """The context a message's dumped `params._meta` carries: what its CLIENT operation put there."""
+    return extract(params.get("_meta") if isinstance(params, Mapping) else None, Context())
+
+
+def _streamable_http_posted_params(args: Args, kwargs: Kwargs) -> object:
+    """`StreamableHTTPTransport._handle_post_request(ctx)`: the params of the message it posts."""
+    return getattr(argument(args, kwargs, 0, "ctx").session_message.message.root, "params", None)
+
+
+def _sse_posted_params(args: Args, kwargs: Kwargs) -> object:
+    """`request_within_origin(client, "POST", url, json=...)` of the SSE client: the params of the message it posts."""
+    body = kwargs.get("json")
+    return body.get("params") if isinstance(body, Mapping) else None
+
+
+def _posting_in_message_context(params_of: Callable[[Args, Kwargs], object]) -> Wrapper:
+    """A wrapper of a client transport's step that posts one message (in the transport's task, opened once for the
+    session): the step runs in the context the message carries, so that an instrumented HTTP client's span nests
+    under the message's CLIENT span, and its headers agree with `_meta`."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        context = guarded("reading a message's context", lambda: _message_context(params_of(args, kwargs)), None)
+        if context is None:
+            return await wrapped(*args, **kwargs)
+        token = context_api.attach(context)
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            context_api.detach(token)
+
+    return wrapper
+
+
+class Adapter(SdkAdapter):
+    """The targets of mcp 1.x and how to read what passes them."""
+
+    read_received_error = staticmethod(carried_error_reader(McpError, frozenset()))
+    read_sent_error = staticmethod(carried_error_reader(McpError, _LOCAL_FAILURES))
+
+    @staticmethod
+    def read_fields(value: object, /) -> Mapping[str, Any]:
+        """The fields of a result as 1.x holds it: its model's, inside a `ServerResult` / `ClientResult` or not."""
+        return _fields(_root(value))
+
+    def targets(self) -> list[Target]:
+        wrappers = self._wrappers
+        read_request = self._read_client_request
+        session_entered, session_exited = wrappers.timing_sessions(self._end_session)
+        return [
+            Target(
+                "mcp.server.lowlevel.server",
+                "Server._handle_message",
+                wrappers.receiving(self._read_handled_by_server, self._handle_by_kind),
+                why="every request but `initialize` and every notification a server handles, each in its own task",
+            ),
+            Target(
+                "mcp.server.session",
+                "ServerSession._received_request",
+                wrappers.receiving(self._read_answered_by_session, self._handle_by_method),
+                why="`initialize`, which it answers inline, and requests it refuses before initialization; reads "
+                "`_initialization_state`",
+            ),
+            Target(
+                "mcp.client.session",
+                "ClientSession._received_request",
+                wrappers.receiving(read_request, self._handle_request),
+                why="every request a client receives (sampling, elicitation, roots)",
+            ),
+            Target(
+                "mcp.client.session",
+                "ClientSession._received_notification",
+                wrappers.receiving(self._read_client_notification),
+                why="every notification a client receives (logs, progress, list changes)",
+            ),
+            Target(
+                "mcp.shared.session",
+                "BaseSession.send_request",
+                wrappers.sending(partial(self._read_sent, "request"), _inject, request=True),
+                why="every request either side sends; reads `_request_id`, the id the SDK gives it",
+            ),
+            Target(
+                "mcp.shared.session",
+                "BaseSession.send_notification",
+                wrappers.sending(partial(self._read_sent, "notification"), _inject, request=False),
+                why="every notification either side sends",
+            ),
+            Target(
+                "mcp.client.session",
+                "ClientSession.__init__",
+                noting_client_transport(lambda session: (session,)),
+                why="the transport its task opened last",
+            ),
+            Target("mcp.shared.session", "BaseSession.__aenter__", session_entered, why="a session starts"),
+            Target(
+                "mcp.shared.session", "BaseSession.__aexit__", session_exited, why="a session ends, however it ends"
+            ),
+            # the client transports' steps that post a message; a release that lacks one posts from elsewhere
+            Target(
+                "mcp.client.streamable_http",
+                "StreamableHTTPTransport._handle_post_request",
+                _posting_in_message_context(_streamable_http_posted_params),
+                optional=True,
+                why="posts one message, in the task of the transport, not of the message",
+            ),
+            Target(
+                "mcp.client.sse",
+                "request_within_origin",
+                _posting_in_message_context(_sse_posted_params),
+                optional=True,
+                why="posts one message of the SSE client, in the task of the transport, not of the message",
+            ),
+        ]
+
+    def _read_request(self, responder: Responder, session: Session) -> Message | None:
+        method = responder.request.root.method
+        meta = _meta_fields(responder.request_meta)
+        http = _http_request(responder.message_metadata)
+        if not self._operations.traces_received(method, meta, http, session_state(session)):
+            return None
+        return _request_message(responder, session, method, meta, http)
+
+    def _read_notification(self, notification: Any, session: Session) -> Message | None:
+        root = notification.root
+        method = str(root.method)
+        meta = _meta_fields(_field(_field(root, "params"), "meta"))
+        if not self._operations.traces_received(method, meta, None, session_state(session)):
+            return None
+        return _model_message(root, session, method, meta)
+
+    def _read_handled_by_server(self, server: Server[Any, Any], args: Args, kwargs: Kwargs) -> Message | None:
+        """`Server._handle_message(message, session, ...)`: a request's responder or a notification."""
+        message = argument(args, kwargs, 0, "message")
+        session = argument(args, kwargs, 1, "session")
+        if isinstance(message, RequestResponder):
+            return self._read_request(message, session)
+        if isinstance(message, types.ClientNotification):
+            return self._read_notification(message, session)
+        return None
+
+    def _read_answered_by_session(self, session: ServerSession, args: Args, kwargs: Kwargs) -> Message | None:
+        """`ServerSession._received_request(responder)`: `initialize`, or a request an initialized session would
+        hand on (it refuses nothing, so with nothing to record the request goes as it is)."""
+        responder = argument(args, kwargs, 0, "responder")
+        if responder.request.root.method != "initialize" and (
+            getattr(session, "_initialization_state", None) is InitializationState.Initialized
+            or not self._operations.records()
+        ):
+            return None
+        return self._read_request(responder, session)
+
+    def _read_client_request(self, session: ClientSession, args: Args, kwargs: Kwargs) -> Message | None:
+        return self._read_request(argument(args, kwargs, 0, "responder"), session)
+
+    def _read_client_notification(self, session: ClientSession, args: Args, kwargs: Kwargs) -> Message | None:
+        return self._read_notification(argument(args, kwargs, 0, "notification"), session)
+
+    def _read_sent(self, kind: str, session: Session, args: Args, kwargs: Kwargs) -> Message | None:
+        """`send_request(request, ...)` / `send_notification(notification, ...)`, `kind` naming the argument."""
+        root = _root(argument(args, kwargs, 0, kind))
+        meta = _meta_fields(_field(_field(root, "params"), "meta"))  # what the caller put in `_meta` by hand
+        if not self._operations.traces_sent(meta):
+            return None
+        # `send_request` takes the session's next id as its first step: the id this request will have
+        request_id = getattr(session, "_request_id", None) if kind == "request" else None
+        return _model_message(root, session, str(root.method), meta, request_id)
+
+    def _handle_by_kind(self, message: Message, wrapped: Any, args: Args, kwargs: Kwargs) -> Any:
+        """A notification's handling returns nothing to read; a request's is answered through its responder."""
+        if message.request_id is None:
+            return self._wrappers.handle(message, wrapped, args, kwargs)
+        return self._handle_request(message, wrapped, args, kwargs)
+
+    def _handle_by_method(self, message: Message, wrapped: Any, args: Args, kwargs: Kwargs) -> Any:
+        """`initialize` is answered inline; any other request here is one the session may refuse."""
+        if message.method == "initialize":
+            return self._handle_request(message, wrapped, args, kwargs)
+        return self._watch_refusal(message, wrapped, args, kwargs)
+
+    async def _handle_request(self, message: Message, wrapped: Any, args: Args, kwargs: Kwargs) -> Any:
+        """Handle a request inside its SERVER operation, the operation reading the answer off its responder; the
+        SDK answers a client's cancellation itself, and the handling then returns normally."""
+        responder: Responder = args[0] if args else kwargs["responder" if "responder" in kwargs else "message"]
+        with self._operations.start_server(message) as operation:
+            responder.respond = _Answering(responder.respond, operation)  # type: ignore[method-assign]
+            try:
+                return await wrapped(*args, **kwargs)
+            finally:
+                del responder.respond
+                try:
+                    if responder.cancelled is True:
+                        operation.record_cancelled()
+                except Exception as error:  # noqa: BLE001
+                    report("reading a cancellation", error)
+
+    async def _watch_refusal(self, message: Message, wrapped: Any, args: Args, kwargs: Kwargs) -> Any:
+        """A request before initialization: the SDK's receive loop answers one it refuses with -32602."""
+        try:
+            return await wrapped(*args, **kwargs)
+        except Exception:
+            with self._operations.start_server(message) as operation:
+                operation.record_error_response(types.INVALID_PARAMS, "Invalid request parameters")
+            raise
+
+    def _end_session(self, session: Session, error: object) -> None:
+        state = session_state(session)
+        client = _client(session)
+        network = session_transport(state, client=client).attributes
+        self._wrappers.sessions.end(state, server=not client, network=network, error=error)

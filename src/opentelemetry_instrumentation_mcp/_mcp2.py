@@ -1,0 +1,363 @@
+"""The mcp 2.x adapter: where its messages pass, how to read them, their results and errors, and how to hand a
+message on with its context. Its own tracing is muted while instrumented.
+
+Received: every request and notification a server receives, on every transport and in both protocol eras, passes
+`ServerRunner._on_request` / `_on_notify` outside the `Server.middleware` chain (whose `OpenTelemetryMiddleware`
+then only calls the next middleware); what a client receives passes `ClientSession._on_request` / `_on_notify`.
+Results are the wire's dicts.
+
+Sent: every request and notification, from either side, leaves through a dispatcher's `send_raw_request` /
+`notify` (`JSONRPCDispatcher` on the wire, `DirectDispatcher` in process), or, from inside a handler, through a
+dispatch context that sends itself (the single-exchange HTTP dispatch, in-process dispatch). A server's dispatcher
+and those contexts hold the state of the session they send on. The context goes into a copy of the params; the
+SDK's own client span and injection, which `JSONRPCDispatcher` takes by name from `mcp.shared._otel`, are replaced
+in that module by no-ops.
+
+`Server.middleware`, the one public hook on this path, is not used for the SERVER span: it sees neither the
+connection (the session's state) nor what a client receives, and a server may drop the SDK's own middleware.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from mcp.client.session import ClientSession
+from mcp.server.connection import Connection
+from mcp.server.runner import ServerRunner
+from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
+from mcp_types import CONNECTION_CLOSED, PROTOCOL_VERSION_META_KEY, REQUEST_TIMEOUT
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from opentelemetry_instrumentation_mcp._guard import guarded
+from opentelemetry_instrumentation_mcp._message import Message, session_state, share_state
+from opentelemetry_instrumentation_mcp._operation import JsonRpcError, carried_error_reader
+from opentelemetry_instrumentation_mcp._patching import Target, argument
+from opentelemetry_instrumentation_mcp._propagation import with_carrier
+from opentelemetry_instrumentation_mcp._transport import request_transport, session_transport, stdio_transport
+from opentelemetry_instrumentation_mcp._wrappers import (
+    Args,
+    Kwargs,
+    SdkAdapter,
+    note_request_id,
+    noting_client_transport,
+)
+
+_DISPATCHER = "mcp.shared.jsonrpc_dispatcher"
+_DIRECT = "mcp.shared.direct_dispatcher"
+_MODERN_HTTP = "mcp.server._streamable_http_modern"
+_SENDING_CONTEXTS = frozenset({"_SingleExchangeDispatchContext", "_DirectDispatchContext"})
+"""Dispatch contexts that send a handler's messages themselves, not through a dispatcher's `notify` /
+`send_raw_request`: the single-exchange HTTP dispatch (stateless, and the 2026-07-28 era) and in-process dispatch."""
+_LOCAL_FAILURES = frozenset({REQUEST_TIMEOUT, CONNECTION_CLOSED})
+"""Codes of the errors the SDK raises itself: a request timed out, the connection closed."""
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _fields(value: object) -> Mapping[str, Any]:
+    """The fields of params or a result as 2.x holds them: a dict (any other mapping too); none otherwise."""
+    if type(value) is dict:  # what the SDK holds, checked first: an ABC's isinstance is slower
+        return value
+    return value if isinstance(value, Mapping) else _NO_FIELDS
+
+
+def _bind_message(dctx: Any, method: str, params: object = None) -> tuple[Any, str, object]:
+    return dctx, method, params
+
+
+def _bind_send(method: str, params: object = None, opts: object = None, **kwargs: Any) -> tuple[str, object, Any]:
+    return method, params, opts
+
+
+def _inject(message: Message, args: Args, kwargs: Kwargs, carrier: Mapping[str, object]) -> tuple[Args, Kwargs]:
+    """The send's arguments with a copy of the params whose `_meta` carries `carrier`."""
+    injected = with_carrier(message.params, carrier)
+    if len(args) >= 2:
+        return (args[0], injected, *args[2:]), kwargs
+    return args, {**kwargs, "params": injected}
+
+
+class _NoSpan:
+    """A context manager that makes no span: one instance serves every use."""
+
+    def __enter__(self) -> trace.Span:
+        return trace.INVALID_SPAN
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+_NO_SPAN = _NoSpan()
+
+
+def _no_sdk_client_span(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> _NoSpan:
+    return _NO_SPAN
+
+
+def _no_sdk_injection(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> None:
+    return None
+
+
+def _only_call_next(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Awaitable[Any]:
+    return _call_next(*args, **kwargs)
+
+
+def _call_next(ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Awaitable[Any]:
+    return call_next(ctx)
+
+
+async def _suppressed(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    with suppress_instrumentation():
+        return await wrapped(*args, **kwargs)
+
+
+def _noting_allocated_id(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    request_id = wrapped(*args, **kwargs)
+    note_request_id(request_id)
+    return request_id
+
+
+def _noting_direct_id(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    context = wrapped(*args, **kwargs)
+    note_request_id(kwargs.get("request_id"))
+    return context
+
+
+def _sharing_connection_state(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    guarded(
+        "noting a dispatcher's session",
+        lambda: _share_connection_state(instance, argument(args, kwargs, 0, "on_request")),
+        None,
+    )
+    return wrapped(*args, **kwargs)
+
+
+def _share_connection_state(dispatcher: object, on_request: object) -> None:
+    runner = getattr(on_request, "__self__", None)
+    if isinstance(runner, ServerRunner):
+        share_state(dispatcher, session_state(runner.connection))
+
+
+class Adapter(SdkAdapter):
+    """The targets of mcp 2.x and how to read what passes them."""
+
+    read_fields = staticmethod(_fields)
+    read_sent_error = staticmethod(carried_error_reader(MCPError, _LOCAL_FAILURES))
+
+    @staticmethod
+    def read_received_error(exc: BaseException, /) -> JsonRpcError | None:
+        """The JSON-RPC error the SDK answers a handler's exception with (its own, and -32602 for a pydantic
+        `ValidationError`), if it answers one."""
+        error = handler_exception_to_error_data(exc)
+        return None if error is None else JsonRpcError(error.code, error.message)
+
+    def targets(self) -> list[Target]:
+        wrappers = self._wrappers
+        received_by_server = wrappers.receiving(self._read_received_by_server)
+        received_by_client = wrappers.receiving(self._read_received_by_client)
+        sent_requests = wrappers.sending(partial(self._read_sent, True), _inject, request=True)
+        sent_notifications = wrappers.sending(partial(self._read_sent, False), _inject, request=False)
+        session_entered, session_exited = wrappers.timing_sessions(self._end_client_session)
+        sends = "reads the dispatcher's session state, set by `JSONRPCDispatcher.run` or the session it serves"
+        return [
+            Target(
+                "mcp.server.runner",
+                "ServerRunner._on_request",
+                received_by_server,
+                why="every request a server receives, any transport and era, with the connection (its session)",
+            ),
+            Target(
+                "mcp.server.runner",
+                "ServerRunner._on_notify",
+                received_by_server,
+                why="every notification a server receives, with the connection (its session)",
+            ),
+            Target(
+                "mcp.client.session",
+                "ClientSession._on_request",
+                received_by_client,
+                why="every request a client receives (sampling, elicitation, roots)",
+            ),
+            Target(
+                "mcp.client.session",
+                "ClientSession._on_notify",
+                received_by_client,
+                why="every notification a client receives (logs, progress, list changes)",
+            ),
+            *(
+                Target(module, f"{sender}.{method}", wrapper, why=sends)
+                for module, sender in (
+                    (_DISPATCHER, "JSONRPCDispatcher"),
+                    (_DIRECT, "DirectDispatcher"),
+                    (_DIRECT, "_DirectDispatchContext"),
+                )
+                for method, wrapper in (("send_raw_request", sent_requests), ("notify", sent_notifications))
+            ),
+            Target(
+                _MODERN_HTTP,
+                "_SingleExchangeDispatchContext.notify",
+                sent_notifications,
+                why="a handler's notification in a single-exchange HTTP dispatch (it refuses requests unsent)",
+            ),
+            Target(
+                "mcp.client.session",
+                "ClientSession.__init__",
+                noting_client_transport(lambda session: (session, session._dispatcher)),
+                why="the transport its task opened last; `_dispatcher`, which sends the session's messages, too",
+            ),
+            Target(
+                "mcp.client.session",
+                "ClientSession.__aenter__",
+                session_entered,
+                why="a client session starts",
+            ),
+            Target(
+                "mcp.client.session",
+                "ClientSession.__aexit__",
+                session_exited,
+                why="a client session ends, however it ends",
+            ),
+            Target(
+                "mcp.server.connection",
+                "Connection.for_loop",
+                self._starting_server_session,
+                why="a handshake-era server session begins (2026-07-28 requests make connections without it)",
+            ),
+            Target(
+                "mcp.server.runner",
+                "aclose_shielded",
+                self._ending_server_session,
+                why="every serving loop runs it, from its `finally`, as its connection ends",
+            ),
+            Target(
+                _DISPATCHER,
+                "JSONRPCDispatcher.run",
+                _sharing_connection_state,
+                why="a dispatcher serving a `ServerRunner` sends on that runner's connection's session",
+            ),
+            Target(
+                _DISPATCHER,
+                "JSONRPCDispatcher._allocate_id",
+                _noting_allocated_id,
+                why="the id of the request being sent, which the dispatcher allocates as it sends",
+            ),
+            Target(
+                _DIRECT,
+                "DirectDispatcher._make_context",
+                _noting_direct_id,
+                why="the id an in-process request is given",
+            ),
+            Target(
+                "mcp.server._otel",
+                "OpenTelemetryMiddleware.__call__",
+                _only_call_next,
+                why="the SDK's own SERVER span, muted: it only calls the rest of the middleware chain",
+            ),
+            Target(
+                _DISPATCHER,
+                "otel_span",
+                _no_sdk_client_span,
+                why="the SDK's own CLIENT span, muted where the dispatcher bound it by name",
+            ),
+            Target(
+                _DISPATCHER,
+                "inject_trace_context",
+                _no_sdk_injection,
+                why="the SDK's own injection, skipped: the params already carry our context",
+            ),
+            Target(
+                _MODERN_HTTP,
+                "_tool_input_schema",
+                _suppressed,
+                why="the modern HTTP entry's own `tools/list` walk (it validates `Mcp-Param-*` headers): no message",
+            ),
+        ]
+
+    def _read_received(self, session: Connection | ClientSession, args: Args, kwargs: Kwargs) -> Message | None:
+        """`_on_request(dctx, method, params)` / `_on_notify(...)` of a server's connection or a client session."""
+        dctx, method, params = _bind_message(*args, **kwargs)
+        state = session_state(session)
+        if type(dctx).__name__ in _SENDING_CONTEXTS:  # it sends the handler's notifications and requests itself
+            share_state(dctx, state)
+        fields = _fields(params)
+        meta = fields.get("_meta")
+        request = getattr(dctx.message_metadata, "request_context", None)  # the HTTP request that carried it
+        if not self._operations.traces_received(method, meta, request, state):
+            return None
+        if request is not None:
+            transport = request_transport(request, state)
+        else:
+            transport = session_transport(state, client=isinstance(session, ClientSession))
+        # before `initialize` is answered the connection holds only a default; the answer sets it
+        version = None if method == "initialize" else session.protocol_version
+        state.protocol_version = state.protocol_version or version
+        return Message(
+            method,
+            params,
+            fields,
+            request_id=dctx.request_id,
+            meta=meta,
+            protocol_version=version,
+            transport=transport,
+            session=state,
+        )
+
+    def _read_received_by_server(self, runner: ServerRunner[Any], args: Args, kwargs: Kwargs) -> Message | None:
+        return self._read_received(runner.connection, args, kwargs)
+
+    def _read_received_by_client(self, session: ClientSession, args: Args, kwargs: Kwargs) -> Message | None:
+        return self._read_received(session, args, kwargs)
+
+    def _read_sent(self, request: bool, sender: object, args: Args, kwargs: Kwargs) -> Message | None:
+        """`send_raw_request(method, params, opts)` / `notify(...)` of a dispatcher or a dispatch context."""
+        method, params, opts = _bind_send(*args, **kwargs)
+        fields = _fields(params)
+        meta = fields.get("_meta")
+        if not self._operations.traces_sent(meta):
+            return None
+        state = session_state(sender)
+        envelope = _fields(meta).get(PROTOCOL_VERSION_META_KEY)  # a 2026-07-28 request names its version
+        return Message(
+            method,
+            params,
+            fields,
+            # the caller's id, else the one the dispatcher allocates as it sends (`note_request_id`)
+            request_id=_fields(opts).get("request_id") if request else None,
+            meta=meta,
+            protocol_version=envelope if isinstance(envelope, str) else state.protocol_version,
+            transport=session_transport(state, client=state.client is not None),
+            session=state,
+        )
+
+    def _end_client_session(self, session: ClientSession, error: object) -> None:
+        state = session_state(session)
+        state.protocol_version = session.protocol_version
+        network = session_transport(state, client=True).attributes
+        self._wrappers.sessions.end(state, server=False, network=network, error=error)
+
+    def _starting_server_session(self, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        """`Connection.for_loop(...)`: the connection it makes is a session."""
+        connection = wrapped(*args, **kwargs)
+        if self._operations.enabled():
+            guarded("starting a session", lambda: self._wrappers.sessions.start(session_state(connection)), None)
+        return connection
+
+    async def _ending_server_session(self, wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        """`aclose_shielded(connection)`: the connection's session ends, with what ended it, if anything."""
+        error = sys.exc_info()[1]  # called from the loops' `finally`
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            guarded("ending a session", lambda: self._end_server_session(args, kwargs, error), None)
+
+    def _end_server_session(self, args: Args, kwargs: Kwargs, error: object) -> None:
+        state = session_state(argument(args, kwargs, 0, "connection"))
+        network = stdio_transport().attributes or state.network
+        self._wrappers.sessions.end(state, server=True, network=network, error=error)

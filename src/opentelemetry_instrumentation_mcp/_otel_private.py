@@ -1,0 +1,53 @@
+"""What this package reads of OpenTelemetry's private state, in one place, each with why no public API serves.
+
+Every read is best effort: a release that moves one of these names costs the feature that reads it, never the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import Meter
+from opentelemetry.metrics import _internal as metrics_internal
+from opentelemetry.metrics._internal import _ProxyMeter
+from opentelemetry.trace import ProxyTracer, Tracer
+
+
+def global_providers_unset(*, traces: bool) -> bool:
+    """Whether the API's global meter provider, and with `traces` its global tracer provider, are still unset.
+
+    The public getters look the environment up on every call until a provider is set, too slow to ask per message:
+    the API's own module globals (`_METER_PROVIDER`, `_TRACER_PROVIDER`) say it at the cost of two reads."""
+    return metrics_internal._METER_PROVIDER is None and (not traces or trace._TRACER_PROVIDER is None)
+
+
+def is_meter_proxy(meter: Meter) -> bool:
+    """Whether `meter` is the API's proxy, handed out before a global meter provider is set (`_ProxyMeter`, whose
+    class the API does not export)."""
+    return isinstance(meter, _ProxyMeter)
+
+
+def resolved_tracer(tracer: Tracer) -> Tracer:
+    """The tracer a `ProxyTracer` hands its spans to (`_tracer`: the global provider's, once one is set); the API
+    tells no other way whether a proxy has anything behind it."""
+    return tracer._tracer if isinstance(tracer, ProxyTracer) else tracer
+
+
+def resolved_meter(meter: Meter) -> Meter | None:
+    """The meter a proxy meter hands its instruments to (`_real_meter`, None until a global provider is set)."""
+    return meter._real_meter if isinstance(meter, _ProxyMeter) else meter
+
+
+def global_exporters() -> Iterator[object]:
+    """The exporters behind the global SDK providers (the SDK lists processors and readers nowhere public): the
+    span processors' (`_active_span_processor._span_processors`; a `SimpleSpanProcessor`'s `span_exporter`, a
+    `BatchSpanProcessor`'s `_batch_processor._exporter`) and the metric readers' (`_metric_readers`, `_exporter`)."""
+    span_processors = getattr(
+        getattr(trace.get_tracer_provider(), "_active_span_processor", None), "_span_processors", ()
+    )
+    for processor in span_processors:
+        yield getattr(processor, "span_exporter", None)
+        yield getattr(getattr(processor, "_batch_processor", None), "_exporter", None)
+    for reader in getattr(metrics.get_meter_provider(), "_metric_readers", ()):
+        yield getattr(reader, "_exporter", None)
