@@ -61,10 +61,10 @@ def configure(configuration: str, endpoint: str) -> None:
 def serve(configuration: str, endpoint: str, port: int) -> None:
     import uvicorn
 
-    sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
     from overhead import fastmcp_app
 
-    from tests.mcp_compat import streamable_http_app
+    from support.compat import streamable_http_app
 
     configure(configuration, endpoint)
     # a line per session opened and closed, and (mcp 1.x) a traceback per client that leaves: not the subject
@@ -77,8 +77,9 @@ async def load(url: str, sessions: int, calls: int) -> float:
     """Seconds from the first session's start to the last one's end."""
     import anyio
 
-    sys.path.insert(0, str(ROOT))
-    from tests.mcp_compat import connected, is_error
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.compat import is_error
+    from support.sessions import connected
 
     async def session() -> None:
         async with connected("http", url) as client:
@@ -119,7 +120,7 @@ def wait_for(port: int, seconds: float = 20) -> None:
 def run(configuration: str, endpoint: str, sessions: int, calls: int) -> float:
     port = free_port()
     script = str(Path(__file__).resolve())
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
     counts = [str(sessions), str(calls)]
     server = subprocess.Popen([sys.executable, script, "--serve", configuration, endpoint, str(port)], env=env)
     try:

@@ -108,10 +108,10 @@ async def measure(configuration: str, server: str, transport: str, calls: int, *
     `counted`: under callgrind, whose instrumentation the parent turns on and off, the calls run between two
     handshakes on stdin/stdout (`ready` with the processes to count, then `done`).
     """
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests"))
     from mcp import StdioServerParameters
 
-    from tests.mcp_compat import connected
+    from support.sessions import connected
 
     # over stdio the server is a process of its own, set up the same way
     serve = [__file__, "--serve", configuration, server]

@@ -29,12 +29,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor
-from tests.apps import reference_app
-from tests.http_peers import StreamableHttpPeer, concurrent_sessions, serving, strays
-from tests.mcp_compat import raw_peer, streamable_http_app
+from support.apps import reference_app
+from support.compat import streamable_http_app
+from support.peers import StreamableHttpPeer, concurrent_sessions, raw_peer, serving, strays
 
 EXPORTER = InMemorySpanExporter()
 

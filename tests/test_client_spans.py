@@ -8,15 +8,16 @@ from typing import Any
 import anyio
 import pytest
 from mcp import types
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor
-from tests.apps import reference_app
-from tests.conftest import _PROVIDER, child_of, one, ours
-from tests.mcp_compat import MCP1, call_tool_with_meta, is_error, read_timeout, sdk_client, wire_client
-from tests.test_server_spans import PARENT_ID, TRACE_ID, TRACEPARENT
+from support.apps import reference_app
+from support.compat import MCP1, call_tool_with_meta, is_error, read_timeout
+from support.sessions import sdk_client, wire_client
+from support.spans import PARENT_ID, TRACE_ID, TRACEPARENT, child_of, ids_of, one, ours
 
 pytestmark = pytest.mark.anyio
 
@@ -97,17 +98,13 @@ def sent_context(message: dict[str, Any]) -> tuple[str, str]:
     return trace_id, span_id
 
 
-def ids_of(span: ReadableSpan) -> tuple[str, str]:
-    return format(span.context.trace_id, "032x"), format(span.context.span_id, "016x")
-
-
 async def test_a_frameworks_context_in_meta_is_replaced_by_ours_and_other_keys_stay(
     instrumented: InMemorySpanExporter,
 ) -> None:
     meta = {"traceparent": TRACEPARENT, "tracestate": "fw=1", "baggage": "fw=1", "note": {"mine": [1, 2]}}
     before = copy.deepcopy(meta)
     async with wire_client() as (session, wire):
-        with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn") as turn:
+        with trace.get_tracer("agent").start_as_current_span("agent turn") as turn:
             await call_tool_with_meta(session, "add", {"a": 1}, meta)
     assert meta == before
     sent = wire.last("tools/call")["params"]["_meta"]
@@ -134,7 +131,7 @@ async def test_the_server_span_is_the_child_of_our_client_span_whatever_the_call
     instrumented: InMemorySpanExporter,
 ) -> None:
     async with sdk_client(reference_app()) as session:
-        with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn"):
+        with trace.get_tracer("agent").start_as_current_span("agent turn"):
             result = await call_tool_with_meta(session, "current_trace", {}, {"traceparent": TRACEPARENT})
     spans = ours(instrumented)
     client = one(spans, "tools/call current_trace", SpanKind.CLIENT)
@@ -143,15 +140,11 @@ async def test_the_server_span_is_the_child_of_our_client_span_whatever_the_call
     assert result.content[0].text == f"{ids_of(server)[0]}-{ids_of(server)[1]}"
 
 
-async def test_excluded_methods_still_carry_the_current_context(exporter: InMemorySpanExporter) -> None:
-    instrumentor = McpInstrumentor()
-    instrumentor.instrument(tracer_provider=_PROVIDER, excluded_methods=["tools/list"])
-    try:
-        async with wire_client() as (session, wire):
-            with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn") as turn:
-                await session.list_tools()
-    finally:
-        instrumentor.uninstrument()
+async def test_excluded_methods_still_carry_the_current_context(instrument: Any) -> None:
+    exporter = instrument(excluded_methods=["tools/list"])
+    async with wire_client() as (session, wire):
+        with trace.get_tracer("agent").start_as_current_span("agent turn") as turn:
+            await session.list_tools()
     assert not [span for span in ours(exporter) if span.name == "tools/list"]
     context = turn.get_span_context()
     assert sent_context(wire.last("tools/list")) == (format(context.trace_id, "032x"), format(context.span_id, "016x"))

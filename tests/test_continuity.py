@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import ReadableSpan
@@ -21,49 +20,18 @@ from opentelemetry.trace import NoOpTracerProvider, SpanKind
 
 from opentelemetry_instrumentation_mcp import IncomingContext, McpInstrumentor
 from opentelemetry_instrumentation_mcp._message import SessionState
-from tests.apps import reference_app
-from tests.conftest import _PROVIDER, ours
-from tests.http_peers import SsePeer, StreamableHttpPeer, concurrent_sessions, serving, strays
-from tests.mcp_compat import MCP1, MODERN_VERSION, connected, raw_peer, sse_app, streamable_http_app
+from support.apps import ADD, reference_app
+from support.compat import MCP1, MODERN_VERSION, sse_app, streamable_http_app
+from support.peers import SsePeer, StreamableHttpPeer, concurrent_sessions, raw_peer, serving, strays
+from support.sessions import connected
+from support.spans import Parent, ids, links, named, ours, parent_of
 
-ADD = {"name": "add", "arguments": {"a": 1, "b": 2}}
 CURRENT_TRACE = {"name": "current_trace", "arguments": {}}
 TENANT = {"name": "tenant", "arguments": {}}
 
 
-class Parent:
-    """A client-side span context, as `traceparent` and as the ids a child span must show."""
-
-    def __init__(self, sampled: bool = True) -> None:
-        self.trace_id = secrets.token_hex(16)
-        self.span_id = secrets.token_hex(8)
-        self.traceparent = f"00-{self.trace_id}-{self.span_id}-{'01' if sampled else '00'}"
-
-    def meta(self, **extra: Any) -> dict[str, Any]:
-        return {"traceparent": self.traceparent, **extra}
-
-
-def parent_of(span: ReadableSpan) -> tuple[str, str] | None:
-    """(trace id, parent span id) in hex, or None for a root."""
-    if span.parent is None:
-        return None
-    return format(span.context.trace_id, "032x"), format(span.parent.span_id, "016x")
-
-
-def ids(parent: Parent) -> tuple[str, str]:
-    return parent.trace_id, parent.span_id
-
-
-def links(span: ReadableSpan) -> list[tuple[str, str]]:
-    return [(format(link.context.trace_id, "032x"), format(link.context.span_id, "016x")) for link in span.links]
-
-
 def text(answer: dict[str, Any]) -> str:
     return str(answer["result"]["content"][0]["text"])
-
-
-def named(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:
-    return [span for span in spans if span.name == name]
 
 
 @pytest.mark.anyio
@@ -130,7 +98,7 @@ async def test_with_nothing_recording_the_context_still_passes_on(exporter: InMe
             sent = await peer.request("tools/call", {**CURRENT_TRACE, "_meta": own.meta()})
             tenant = await peer.request("tools/call", {**TENANT, "_meta": own.meta(baggage="tenant=acme")})
         async with connected("memory", reference_app()) as client:  # its server task starts outside the span
-            with _PROVIDER.get_tracer("test").start_as_current_span("caller") as caller:
+            with trace.get_tracer("test").start_as_current_span("caller") as caller:
                 called = await client.call_tool("current_trace", {})
     finally:
         instrumentor.uninstrument()
@@ -144,27 +112,16 @@ async def test_with_nothing_recording_the_context_still_passes_on(exporter: InMe
     assert [span.name for span in exporter.get_finished_spans()] == ["caller"]
 
 
-@pytest.fixture
-def instrument_with() -> Iterator[Any]:
-    instrumentor = McpInstrumentor()
-
-    def instrument(**kwargs: Any) -> None:
-        instrumentor.instrument(tracer_provider=_PROVIDER, **kwargs)
-
-    yield instrument
-    instrumentor.uninstrument()
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("how", ["argument", "environment"])
 async def test_link_policy(
-    exporter: InMemorySpanExporter, instrument_with: Any, monkeypatch: pytest.MonkeyPatch, how: str
+    exporter: InMemorySpanExporter, instrument: Any, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     if how == "argument":
-        instrument_with(incoming_context="link")
+        instrument(incoming_context="link")
     else:
         monkeypatch.setenv("OTEL_PYTHON_MCP_INCOMING_CONTEXT", "LINK")
-        instrument_with()
+        instrument()
     session, own = Parent(), Parent()
     async with raw_peer(reference_app(), initialize=False) as peer:
         await peer.initialize(meta=session.meta())
@@ -178,8 +135,8 @@ async def test_link_policy(
 
 
 @pytest.mark.anyio
-async def test_ignore_policy(exporter: InMemorySpanExporter, instrument_with: Any) -> None:
-    instrument_with(incoming_context=IncomingContext.IGNORE)
+async def test_ignore_policy(exporter: InMemorySpanExporter, instrument: Any) -> None:
+    instrument(incoming_context=IncomingContext.IGNORE)
     async with raw_peer(reference_app(), initialize=False) as peer:
         await peer.initialize(meta=Parent().meta())
         await peer.request("tools/call", {**ADD, "_meta": Parent().meta(baggage="tenant=acme")})
@@ -197,13 +154,13 @@ async def test_ignore_policy(exporter: InMemorySpanExporter, instrument_with: An
 
 def test_unknown_policy_warns_and_keeps_parent(
     exporter: InMemorySpanExporter,
-    instrument_with: Any,
+    instrument: Any,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("OTEL_PYTHON_MCP_INCOMING_CONTEXT", "trust-me")
     with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
-        instrument_with()
+        instrument()
     assert [record.getMessage() for record in caplog.records] == [
         "OTEL_PYTHON_MCP_INCOMING_CONTEXT='trust-me' is not usable (not one of parent, link, ignore); using the default"
     ]

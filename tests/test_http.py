@@ -9,11 +9,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tests.apps import reference_app
-from tests.conftest import child_of, one, ours
-from tests.http_peers import SsePeer, StreamableHttpPeer, serving
-from tests.mcp_compat import HANDSHAKE_VERSION, MCP1, connected, sse_app, streamable_http_app
-from tests.test_server_spans import PARENT_ID, TRACE_ID, TRACEPARENT
+from support.apps import reference_app
+from support.compat import HANDSHAKE_VERSION, MCP1, sse_app, streamable_http_app
+from support.peers import SsePeer, StreamableHttpPeer, serving
+from support.sessions import connected
+from support.spans import PARENT_ID, TRACE_ID, TRACEPARENT, child_of, one, ours
 
 
 def assert_http_attributes(span: ReadableSpan, *, stateless: bool = False) -> None:

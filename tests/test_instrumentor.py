@@ -19,13 +19,13 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import NoOpTracerProvider
 from packaging.requirements import Requirement
 
-from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard, _patching
+from opentelemetry_instrumentation_mcp import McpInstrumentor, _patching
 from opentelemetry_instrumentation_mcp.package import _instruments
-from tests.apps import reference_app
-from tests.conftest import ours
-from tests.mcp_compat import MCP1, raw_peer
-
-ROOT = Path(__file__).resolve().parent.parent
+from support.apps import reference_app
+from support.compat import MCP1
+from support.peers import raw_peer
+from support.processes import ROOT, TESTS, python_env, reference_server
+from support.spans import ours
 
 
 def patched_targets() -> list[tuple[Any, str]]:
@@ -137,6 +137,37 @@ def the_table(*, optional: bool = True) -> list[tuple[Any, str]]:
 
 def test_the_table_holds_every_target() -> None:
     assert set(the_table()) >= set(patched_targets())
+
+
+def test_every_target_says_why_it_is_wrapped() -> None:
+    """What each wrapper learns there, and the SDK's private names it reads: no public hook serves."""
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument()
+    reasons = {target.name: target.why for target, _, _ in instrumentor._patcher.applied}
+    instrumentor.uninstrument()
+    assert reasons
+    assert [name for name, why in reasons.items() if len(why.split()) < 3] == []
+
+
+def test_the_suite_runs_the_installed_package_not_the_checkout() -> None:
+    """As a user runs it: this process, and the server processes the suite starts, import the package from where
+    it is installed (tox installs the built wheel), never from the checkout's own directory."""
+    import opentelemetry_instrumentation_mcp
+
+    checkout = ROOT / "opentelemetry_instrumentation_mcp"
+    here = Path(opentelemetry_instrumentation_mcp.__file__).resolve().parent
+    server = subprocess.run(
+        reference_server("where", instrumented=False),
+        cwd=ROOT,
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    there = Path(server.stdout.strip()).resolve().parent
+    assert (here.parent.name, there.parent.name) == ("site-packages", "site-packages")
+    assert checkout not in (here, there)
 
 
 def test_uninstrument_restores_every_target_exactly() -> None:
@@ -267,14 +298,15 @@ async def test_no_provider_and_sampled_out(provider: str) -> None:
 
 @pytest.mark.anyio
 async def test_a_fault_of_ours_is_logged_once_and_the_call_proceeds(
-    instrumented: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    instrumented: InMemorySpanExporter,
+    tolerant: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     def broken(*args: Any) -> Any:
         raise RuntimeError("instrumentation bug")
 
     monkeypatch.setattr("opentelemetry_instrumentation_mcp._operation.server_parent", broken)
-    monkeypatch.setattr(_guard, "RAISE_INTERNAL_ERRORS", False)
-    monkeypatch.setattr(_guard, "_reported", set())
     with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
         answers = await ping_twice(reference_app())
     assert answers[0]["result"] == {}
@@ -298,8 +330,8 @@ provider.add_span_processor(SimpleSpanProcessor(exporter))
 if sys.argv[1] == "before":
     assert "mcp" not in sys.modules
     McpInstrumentor().instrument(tracer_provider=provider)
-from tests.apps import reference_app
-from tests.mcp_compat import raw_peer
+from support.apps import reference_app
+from support.peers import raw_peer
 if sys.argv[1] == "after":
     McpInstrumentor().instrument(tracer_provider=provider)
 
@@ -315,7 +347,7 @@ print(json.dumps([span.name for span in exporter.get_finished_spans()]))
 @pytest.mark.parametrize("order", ["before", "after"])
 def test_instrument_before_or_after_mcp_is_imported(order: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", ORDER_SCRIPT, order], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", ORDER_SCRIPT, order], cwd=TESTS, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == ["initialize", "notifications/initialized", "ping"]
@@ -330,8 +362,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry_instrumentation_mcp import McpInstrumentor
-from tests.apps import reference_app
-from tests.mcp_compat import raw_peer
+from support.apps import reference_app
+from support.peers import raw_peer
 
 McpInstrumentor().instrument()  # no global providers yet: context is only passed on
 
@@ -361,7 +393,7 @@ print(json.dumps([[span.name for span in exporter.get_finished_spans()], recorde
 def test_global_providers_set_after_instrument_take_effect(configured: str, recorded: list[list[str]]) -> None:
     result = subprocess.run(
         [sys.executable, "-c", PROVIDERS_LATER_SCRIPT, configured],
-        cwd=ROOT,
+        cwd=TESTS,
         capture_output=True,
         text=True,
         timeout=60,

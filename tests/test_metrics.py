@@ -9,10 +9,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from opentelemetry_instrumentation_mcp._conventions import BUCKETS
-from tests.apps import reference_app
-from tests.conftest import ours, points
-from tests.http_peers import StreamableHttpPeer, serving
-from tests.mcp_compat import connected, read_timeout, stdio_parameters, streamable_http_app
+from support.apps import reference_app
+from support.compat import read_timeout, streamable_http_app
+from support.peers import StreamableHttpPeer, serving
+from support.sessions import connected, stdio_parameters
+from support.spans import ours, points
 
 pytestmark = pytest.mark.anyio
 

@@ -1,10 +1,9 @@
-"""Configuration (arguments and environment variables), opt-in content capture, hooks, trace-to-log correlation."""
+"""Configuration (arguments and environment variables), opt-in content capture, hooks."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,25 +17,14 @@ from opentelemetry.trace import SpanKind
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor, _guard
 from opentelemetry_instrumentation_mcp._content import TRUNCATED, as_json
-from tests import hooks
-from tests.apps import reference_app
-from tests.conftest import _PROVIDER, ours, points
-from tests.mcp_compat import MCP_VERSION, connected
+from support import hooks
+from support.apps import reference_app
+from support.compat import MCP_VERSION
+from support.sessions import connected
+from support.spans import ours, points
 
 pytestmark = pytest.mark.anyio
 SECRET = "s3cr3t-argument-value"
-
-
-@pytest.fixture
-def instrument(exporter: InMemorySpanExporter) -> Iterator[Any]:
-    instrumentor = McpInstrumentor()
-
-    def instrument(**kwargs: Any) -> InMemorySpanExporter:
-        instrumentor.instrument(tracer_provider=_PROVIDER, **kwargs)
-        return exporter
-
-    yield instrument
-    instrumentor.uninstrument()
 
 
 async def converse() -> None:
@@ -175,8 +163,8 @@ async def test_hooks_by_argument(instrument: Any) -> None:
 async def test_hooks_by_environment_and_a_raising_hook(
     instrument: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("OTEL_PYTHON_MCP_REQUEST_HOOK", "tests.hooks:on_request")
-    monkeypatch.setenv("OTEL_PYTHON_MCP_RESPONSE_HOOK", "tests.hooks:on_response")
+    monkeypatch.setenv("OTEL_PYTHON_MCP_REQUEST_HOOK", "support.hooks:on_request")
+    monkeypatch.setenv("OTEL_PYTHON_MCP_RESPONSE_HOOK", "support.hooks:on_response")
     hooks.calls.clear()
     exporter = instrument()
     await converse()
@@ -189,7 +177,7 @@ async def test_hooks_by_environment_and_a_raising_hook(
     McpInstrumentor().uninstrument()
     monkeypatch.setattr(_guard, "RAISE_INTERNAL_ERRORS", False)
     monkeypatch.setattr(_guard, "_reported", set())
-    McpInstrumentor().instrument(tracer_provider=_PROVIDER, request_hook=raising, response_hook=raising)
+    instrument(request_hook=raising, response_hook=raising)
     with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
         await converse()  # answers as ever
     assert sorted(
@@ -220,39 +208,6 @@ async def test_a_bad_value_warns_once_and_falls_back(
     assert record.getMessage().endswith("; using the default")
     await converse()
     assert all("gen_ai.tool.call.arguments" not in (span.attributes or {}) for span in ours(exporter))
-
-
-async def test_a_log_line_in_a_tool_carries_the_tool_span(instrument: Any) -> None:
-    """With `opentelemetry-instrumentation-logging` (record fields) or the SDK's `LoggingHandler` (OTLP logs)."""
-    from opentelemetry.instrumentation.logging import LoggingInstrumentor
-    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-    from opentelemetry.sdk._logs.export import InMemoryLogExporter, SimpleLogRecordProcessor
-
-    log_exporter = InMemoryLogExporter()
-    provider = LoggerProvider()
-    provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
-    handler = LoggingHandler(logger_provider=provider)
-    records: list[logging.LogRecord] = []
-    collect = logging.Handler()
-    collect.emit = records.append  # type: ignore[method-assign]
-    app_logger = logging.getLogger("tests.apps")
-    app_logger.addHandler(handler)
-    app_logger.addHandler(collect)
-    LoggingInstrumentor().instrument(set_logging_format=True)  # 0.61b0 injects only with the format
-    exporter = instrument()
-    try:
-        async with connected("memory", reference_app()) as session:
-            await session.call_tool("remember", {"note": "hello"})
-    finally:
-        LoggingInstrumentor().uninstrument()
-        app_logger.removeHandler(handler)
-        app_logger.removeHandler(collect)
-    [tool] = [span for span in ours(exporter) if span.name == "tools/call remember" and span.kind is SpanKind.SERVER]
-    trace_id, span_id = format(tool.context.trace_id, "032x"), format(tool.context.span_id, "016x")
-    [record] = [record for record in records if record.getMessage() == "noted: hello"]
-    assert (record.otelTraceID, record.otelSpanID) == (trace_id, span_id)  # type: ignore[attr-defined]
-    [exported] = [data.log_record for data in log_exporter.get_finished_logs()]
-    assert (exported.trace_id, exported.span_id) == (tool.context.trace_id, tool.context.span_id)
 
 
 async def test_sampled_out_spans_do_no_content_work(

@@ -11,14 +11,15 @@ import anyio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.apps import reference_app
-from tests.conftest import ours
-from tests.http_peers import StreamableHttpPeer, serving
-from tests.mcp_compat import MCP1, call_tool_with_meta, raw_peer, streamable_http_app, wire_client
-from tests.test_continuity import ADD, Parent, ids, links, parent_of
+from support.apps import ADD, reference_app
+from support.compat import MCP1, call_tool_with_meta, streamable_http_app
+from support.peers import StreamableHttpPeer, raw_peer, serving
+from support.sessions import wire_client
+from support.spans import Parent, ids, links, ours, parent_of
 
 SESSION = Parent()
 
@@ -77,26 +78,16 @@ async def call_with(meta: object) -> dict[str, Any]:
         return await peer.request("tools/call", {**ADD, "_meta": meta})
 
 
-@pytest.fixture(scope="module")
-def module_instrumented() -> Iterator[InMemorySpanExporter]:
-    from opentelemetry_instrumentation_mcp import McpInstrumentor
-    from tests.conftest import _EXPORTER, _PROVIDER
-
-    McpInstrumentor().instrument(tracer_provider=_PROVIDER)
-    yield _EXPORTER
-    McpInstrumentor().uninstrument()
-
-
 @given(meta=metas)
 def test_meta_never_changes_the_answer_and_parents_exactly(
-    module_instrumented: InMemorySpanExporter, meta: object
+    instrumented_module: InMemorySpanExporter, meta: object
 ) -> None:
     with suppress_instrumentation():
         plain = anyio.run(call_with, meta)
-    module_instrumented.clear()
+    instrumented_module.clear()
     traced = anyio.run(call_with, meta)
     assert traced == plain
-    calls = [span for span in ours(module_instrumented) if span.name == "tools/call add"]
+    calls = [span for span in ours(instrumented_module) if span.name == "tools/call add"]
     expected = expected_parent(meta)
     refused = "error" in traced and MCP1  # 1.x refuses a malformed `_meta` in its receive loop, before any span
     if refused or expected == "unsampled":
@@ -111,23 +102,23 @@ header_values = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def stateless_url(module_instrumented: InMemorySpanExporter) -> Iterator[str]:
+def stateless_url(instrumented_module: InMemorySpanExporter) -> Iterator[str]:
     with serving(streamable_http_app(reference_app(), stateless=True, json_response=True)) as url:
         yield url
 
 
 @given(header=st.none() | header_values, meta=st.none() | valid_traceparents() | invalid_traceparents)
 def test_headers_and_meta_over_http(
-    module_instrumented: InMemorySpanExporter, stateless_url: str, header: str | None, meta: str | None
+    instrumented_module: InMemorySpanExporter, stateless_url: str, header: str | None, meta: str | None
 ) -> None:
-    module_instrumented.clear()
+    instrumented_module.clear()
     peer = StreamableHttpPeer(stateless_url)
     headers = {} if header is None else {"traceparent": header.strip()}
     params = ADD if meta is None else {**ADD, "_meta": {"traceparent": meta}}
     answer = peer.request("tools/call", params, **headers)
     peer.close()
     assert answer["result"]["content"][0]["text"] == "3"
-    [span] = [span for span in ours(module_instrumented) if span.name == "tools/call add"] or [None]
+    [span] = [span for span in ours(instrumented_module) if span.name == "tools/call add"] or [None]
     from_meta = expected_parent({"traceparent": meta})
     from_header = expected_parent({"traceparent": headers.get("traceparent")})
     if from_meta != ids(SESSION):  # a valid `_meta` parent wins; the header's context becomes a link
@@ -158,31 +149,29 @@ caller_metas = st.one_of(
 
 async def send_with(meta: dict[str, Any], in_turn: bool) -> tuple[dict[str, Any], str | None]:
     """What a client session sends for a `tools/call` given `meta`, and the agent turn's span id if there is one."""
-    from tests.conftest import _PROVIDER
-
     async with wire_client() as (session, wire):
         if not in_turn:
             await call_tool_with_meta(session, "add", {"a": 1}, meta)
             return wire.last("tools/call")["params"].get("_meta", {}), None
-        with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn") as turn:
+        with trace.get_tracer("agent").start_as_current_span("agent turn") as turn:
             await call_tool_with_meta(session, "add", {"a": 1}, meta)
         return wire.last("tools/call")["params"].get("_meta", {}), f"{turn.get_span_context().span_id:016x}"
 
 
 @given(meta=caller_metas, in_turn=st.booleans())
 def test_injection_carries_our_client_span(
-    module_instrumented: InMemorySpanExporter, meta: dict[str, Any], in_turn: bool
+    instrumented_module: InMemorySpanExporter, meta: dict[str, Any], in_turn: bool
 ) -> None:
     with suppress_instrumentation():
         plain, _ = anyio.run(send_with, meta, in_turn)
-    module_instrumented.clear()
+    instrumented_module.clear()
     sent, turn = anyio.run(send_with, meta, in_turn)
     # every key of the caller's but those the propagators write goes as the SDK alone sends it
     assert {key: value for key, value in sent.items() if key not in PROPAGATED} == {
         key: value for key, value in plain.items() if key not in PROPAGATED
     }
     _, trace_id, span_id, _ = sent["traceparent"].split("-")
-    calls = [span for span in ours(module_instrumented) if span.name == "tools/call add"]
+    calls = [span for span in ours(instrumented_module) if span.name == "tools/call add"]
     hand = None if in_turn else expected_parent(meta)  # a hand-propagated context counts when no span is current
     if hand == "unsampled":  # continued, but not recorded
         assert calls == []
@@ -204,7 +193,7 @@ def test_injection_carries_our_client_span(
     params=st.none() | json_values | st.dictionaries(st.sampled_from(["_meta", "name", "x"]), json_values, max_size=3)
 )
 def test_params_and_meta_that_are_not_objects_are_sent_as_written(
-    module_instrumented: InMemorySpanExporter, params: Any
+    instrumented_module: InMemorySpanExporter, params: Any
 ) -> None:
     async def sent(traced: bool) -> Any:
         async with wire_client() as (session, wire):

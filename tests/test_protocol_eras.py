@@ -8,11 +8,10 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tests.apps import reference_app
-from tests.conftest import child_of, one, ours
-from tests.http_peers import StreamableHttpPeer, serving
-from tests.mcp_compat import MCP1, MODERN_VERSION, lowlevel, raw_peer, streamable_http_app
-from tests.test_server_spans import PARENT_ID, TRACE_ID, TRACEPARENT
+from support.apps import reference_app
+from support.compat import MCP1, MODERN_VERSION, lowlevel, streamable_http_app
+from support.peers import StreamableHttpPeer, raw_peer, serving
+from support.spans import PARENT_ID, TRACE_ID, TRACEPARENT, child_of, one, ours
 
 pytestmark = pytest.mark.skipif(MCP1, reason="mcp 1.x serves only the initialize era")
 

@@ -10,15 +10,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor
-from tests.apps import raising_lowlevel_app, reference_app
-from tests.conftest import ours
-from tests.mcp_compat import HANDSHAKE_VERSION, MCP1, raw_peer, sdk_client
+from support.apps import raising_lowlevel_app, reference_app
+from support.compat import HANDSHAKE_VERSION, MCP1
+from support.peers import raw_peer
+from support.sessions import sdk_client
+from support.spans import BAD_METAS, PARENT_ID, TRACE_ID, TRACEPARENT, USABLE_WITH_BAD_NEIGHBOURS, ours
 
 pytestmark = pytest.mark.anyio
-
-TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
-PARENT_ID = "b7ad6b7169203331"
-TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
 
 
 def only(spans: list[ReadableSpan], name: str) -> ReadableSpan:
@@ -172,31 +170,6 @@ async def test_handler_exception(instrumented: InMemorySpanExporter) -> None:
         assert attributes["error.type"] == "RuntimeError"
         assert span.status.description == "the disk is on fire"
         assert [event.name for event in span.events] == ["exception"]
-
-
-BAD_METAS: list[Any] = [
-    None,
-    [],
-    5,
-    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-    {"traceparent": 5},
-    {"traceparent": None},
-    {"traceparent": ["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]},
-    {"traceparent": {"nested": True}},
-    {"traceparent": "x" * 10_000, "tracestate": "y" * 10_000, "baggage": "z" * 10_000},
-    {"Traceparent": TRACEPARENT, "TRACEPARENT": TRACEPARENT},
-    {"traceparent": TRACEPARENT.upper()},
-    {"traceparent": "00-00000000000000000000000000000000-0000000000000000-01"},
-    {"traceparent": "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
-    {"progressToken": {"odd": [1, 2]}, "\u0000": "\ud7ff", "traceparent": "00-" + "é" * 60},
-]
-"""`_meta` values that carry no usable trace context."""
-USABLE_WITH_BAD_NEIGHBOURS: list[Any] = [
-    {"traceparent": TRACEPARENT, "tracestate": 7, "baggage": ["k=v"]},
-    {"traceparent": TRACEPARENT, "baggage": "not a baggage,,,=;;"},
-    {"traceparent": TRACEPARENT, "tracestate": "=,,=" * 100},
-]
-"""A valid `traceparent` beside malformed companions: the parent is kept, the rest ignored."""
 
 
 async def bad_meta_answers(app: Any) -> list[dict[str, Any]]:

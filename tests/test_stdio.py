@@ -2,92 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 
 from opentelemetry_instrumentation_mcp._conventions import BUCKETS
 from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver, ReceivedSpan
-from tests.mcp_compat import HANDSHAKE_VERSION, jsonrpc
-from tests.test_server_spans import BAD_METAS, PARENT_ID, TRACE_ID, TRACEPARENT
-
-ROOT = Path(__file__).resolve().parent.parent
-INSTRUMENT = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
-
-
-class StdioPeer:
-    """A raw JSON-RPC client of a server process, one JSON message per line."""
-
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
-        # a pipe left unread would block a chatty server: stderr goes to a file, read back by close()
-        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
-        )
-        self._next_id = 0
-
-    def send(self, payload: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(payload) + "\n")
-        self.process.stdin.flush()
-
-    def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        self._next_id += 1
-        self.send(jsonrpc(method, params, self._next_id))
-        assert self.process.stdout is not None
-        while True:
-            line = self.process.stdout.readline()
-            assert line, f"server exited: {self.close()}"
-            message: dict[str, Any] = json.loads(line)
-            if message.get("id") == self._next_id:
-                return message
-
-    def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
-        self.send(jsonrpc(method, params))
-
-    def initialize(self) -> dict[str, Any]:
-        response = self.request(
-            "initialize",
-            {"protocolVersion": HANDSHAKE_VERSION, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
-        )
-        self.notify("notifications/initialized")
-        return response
-
-    def close(self) -> str:
-        """Close stdin (the server's signal to stop); return what it wrote to stderr."""
-        self.process.communicate(timeout=30)
-        self._stderr.seek(0)
-        stderr = self._stderr.read()
-        self._stderr.close()
-        return stderr
-
-
-def server_env(endpoint: str | None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
-    env["PYTHONPATH"] = str(ROOT)
-    if endpoint is not None:
-        env.update(
-            OTEL_SERVICE_NAME="reference-server",
-            OTEL_TRACES_EXPORTER="otlp",
-            OTEL_METRICS_EXPORTER="none",
-            OTEL_LOGS_EXPORTER="none",
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-            OTEL_BSP_SCHEDULE_DELAY="50",
-        )
-    return env
+from support.compat import HANDSHAKE_VERSION
+from support.peers import StdioPeer
+from support.processes import reference_server, server_env
+from support.spans import BAD_METAS, PARENT_ID, TRACE_ID, TRACEPARENT
 
 
 def instrumented_server(receiver: OtlpReceiver) -> StdioPeer:
-    assert INSTRUMENT is not None, "opentelemetry-instrument is not installed beside this Python"
-    return StdioPeer([INSTRUMENT, sys.executable, "tests/apps.py", "stdio"], server_env(receiver.endpoint))
+    return StdioPeer(reference_server("stdio", instrumented=True), server_env(receiver.endpoint))
 
 
 def by_name(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
@@ -147,7 +75,7 @@ def converse(peer: StdioPeer) -> list[dict[str, Any]]:
 
 
 def test_bad_meta_over_stdio_gets_the_same_answers(receiver: OtlpReceiver) -> None:
-    plain = converse(StdioPeer([sys.executable, "tests/apps.py", "stdio"], server_env(None)))
+    plain = converse(StdioPeer(reference_server("stdio", instrumented=False), server_env(None)))
     assert converse(instrumented_server(receiver)) == plain
 
 
@@ -186,8 +114,7 @@ def test_metrics_over_otlp(receiver: OtlpReceiver) -> None:
     receiver.clear()
     env = server_env(receiver.endpoint)
     env.update(OTEL_METRICS_EXPORTER="otlp", OTEL_METRIC_EXPORT_INTERVAL="200")
-    assert INSTRUMENT is not None
-    peer = StdioPeer([INSTRUMENT, sys.executable, "tests/apps.py", "stdio"], env)
+    peer = StdioPeer(reference_server("stdio", instrumented=True), env)
     peer.initialize()
     peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}})
     peer.close()  # the session ends with stdin; the SDK exports what is left as the process exits

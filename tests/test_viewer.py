@@ -17,12 +17,11 @@ import pytest
 from opentelemetry.trace import SpanKind
 
 from opentelemetry_instrumentation_mcp.viewer import LiveTraces, OtlpReceiver, ReceivedSpan
-from tests.mcp_compat import MCP_VERSION
-from tests.trees import node
+from support.compat import MCP_VERSION
+from support.processes import ROOT, instrument_command
+from support.trees import node
 
-ROOT = Path(__file__).resolve().parent.parent
 VIEWER = Path(sys.executable).with_name("mcp-otel-viewer")
-INSTRUMENT = Path(sys.executable).with_name("opentelemetry-instrument")
 
 
 def span(name: str, span_id: str, parent: str | None, start: int, trace_id: str = "ab" * 16) -> ReceivedSpan:
@@ -145,7 +144,7 @@ def test_the_example_agent_and_server_as_one_printed_trace(viewer: Viewer, proto
         OTEL_BSP_SCHEDULE_DELAY="50",
     )
     agent = subprocess.run(
-        [str(INSTRUMENT), sys.executable, "examples/app/agent.py"],
+        [instrument_command(), sys.executable, "examples/app/agent.py"],
         cwd=ROOT,
         env=environment,
         capture_output=True,

@@ -4,38 +4,26 @@ in one trace; in process and across processes started under `opentelemetry-instr
 from __future__ import annotations
 
 import importlib
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from demo.search_api import SearchApi
 from opentelemetry_instrumentation_mcp import McpInstrumentor
 from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver, ReceivedSpan
-from tests.apps import reference_app
-from tests.conftest import _PROVIDER, child_of, one, ours
-from tests.http_peers import free_port, serving
-from tests.mcp_compat import (
-    MCP1,
-    connected,
-    instrumented_command,
-    read_timeout,
-    sse_app,
-    stdio_parameters,
-    streamable_http_app,
-)
+from support.apps import reference_app
+from support.compat import MCP1, read_timeout, sse_app, streamable_http_app
+from support.peers import serving
+from support.processes import HttpServer, demo_module, otlp_env
+from support.sessions import connected, stdio_parameters
+from support.spans import child_of, one, ours
 
-ROOT = Path(__file__).resolve().parent.parent
+SearchApi = demo_module("search_api").SearchApi
 MINE = "opentelemetry_instrumentation_mcp"
 
 
@@ -65,7 +53,9 @@ HTTP_LIBRARIES = {
 
 
 @pytest.fixture(params=sorted(HTTP_LIBRARIES))
-def http_library(request: pytest.FixtureRequest, instrumented: InMemorySpanExporter) -> Iterator[str]:
+def http_library(
+    request: pytest.FixtureRequest, instrumented: InMemorySpanExporter, tracer_provider: TracerProvider
+) -> Iterator[str]:
     library: str = request.param
     module, name = HTTP_LIBRARIES[library]
     try:
@@ -73,7 +63,7 @@ def http_library(request: pytest.FixtureRequest, instrumented: InMemorySpanExpor
         instrumentor = getattr(importlib.import_module(module), name)()
     except (ImportError, AttributeError):
         pytest.skip(f"{library} or its instrumentation is not installed in this environment")
-    instrumentor.instrument(tracer_provider=_PROVIDER)
+    instrumentor.instrument(tracer_provider=tracer_provider)
     yield library
     instrumentor.uninstrument()
 
@@ -94,46 +84,6 @@ async def test_downstream_http_continues_the_tool_span(instrumented: InMemorySpa
 
 
 # --- across processes ------------------------------------------------------------------------------------
-
-
-def otel_env(receiver: OtlpReceiver) -> dict[str, str]:
-    return {
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_BSP_SCHEDULE_DELAY": "50",
-    }
-
-
-class HttpServer:
-    """The reference server as its own process, serving streamable HTTP on 127.0.0.1."""
-
-    def __init__(self, env: dict[str, str], *, instrumented: bool, service: str) -> None:
-        self.port = free_port()
-        command = [sys.executable, "tests/apps.py", "http", str(self.port)]
-        if instrumented:
-            command.insert(0, instrumented_command())
-        full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, **env}
-        full_env.update(PYTHONPATH=str(ROOT), OTEL_SERVICE_NAME=service)
-        self.process = subprocess.Popen(command, cwd=ROOT, env=full_env, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    break
-            assert self.process.poll() is None, "the HTTP server process exited"
-            assert time.monotonic() < deadline, "the HTTP server process did not start listening"
-            time.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
-
-    def stop(self) -> None:
-        self.process.terminate()  # uvicorn shuts down on SIGTERM, and the SDK flushes its spans at exit
-        self.process.wait(30)
 
 
 async def converse(transport: str, target: Any, inner: str, exported: Any = None) -> list[str]:
@@ -179,9 +129,11 @@ def assert_one_trace(client_spans: list[ReadableSpan], server_spans: list[Receiv
     assert len(server_side) == len(set(server_side))
 
 
-def test_across_processes_over_stdio(instrumented: InMemorySpanExporter, receiver: OtlpReceiver) -> None:
+def test_across_processes_over_stdio(
+    instrumented: InMemorySpanExporter, receiver: OtlpReceiver, tracer_provider: TracerProvider
+) -> None:
     receiver.clear()
-    traced = stdio_parameters(instrumented=True, service="outer-server", otel=otel_env(receiver))
+    traced = stdio_parameters(instrumented=True, service="outer-server", otel=otlp_env(receiver.endpoint))
     answers = anyio.run(
         converse,
         "stdio",
@@ -196,13 +148,15 @@ def test_across_processes_over_stdio(instrumented: InMemorySpanExporter, receive
     try:
         plain = anyio.run(converse, "stdio", stdio_parameters(instrumented=False, service="plain"), "")
     finally:
-        McpInstrumentor().instrument(tracer_provider=_PROVIDER)
+        McpInstrumentor().instrument(tracer_provider=tracer_provider)
     assert answers == plain == ["3", "inner says 42"]
 
 
-def test_across_processes_over_http(instrumented: InMemorySpanExporter, receiver: OtlpReceiver) -> None:
+def test_across_processes_over_http(
+    instrumented: InMemorySpanExporter, receiver: OtlpReceiver, tracer_provider: TracerProvider
+) -> None:
     receiver.clear()
-    env = otel_env(receiver)
+    env = otlp_env(receiver.endpoint)
     inner = HttpServer(env, instrumented=True, service="inner-server")
     outer = HttpServer(env, instrumented=True, service="outer-server")
     try:
@@ -220,7 +174,7 @@ def test_across_processes_over_http(instrumented: InMemorySpanExporter, receiver
     try:
         plain = anyio.run(converse, "http", plain_outer.url, plain_inner.url)
     finally:
-        McpInstrumentor().instrument(tracer_provider=_PROVIDER)
+        McpInstrumentor().instrument(tracer_provider=tracer_provider)
         plain_outer.stop()
         plain_inner.stop()
     assert answers == plain == ["3", "inner says 42"]
@@ -260,7 +214,7 @@ async def test_the_http_request_carrying_a_message_runs_under_its_client_span(
     with serving(app) as url:
         async with connected(transport, f"{url}/sse" if transport == "sse" else f"{url}/mcp") as session:
             # the session was opened outside the agent's turn, as agents do: the turn's calls come later
-            with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn"):
+            with trace.get_tracer("agent").start_as_current_span("agent turn"):
                 await session.call_tool("add", {"a": 1, "b": 2})
     spans = instrumented.get_finished_spans()
     call = one(ours(instrumented), "tools/call add", SpanKind.CLIENT)
@@ -275,7 +229,7 @@ async def test_sigterm_to_uvicorn_loses_nothing(receiver: OtlpReceiver) -> None:
     """The SDK's default schedule (spans batched for 5 s, metrics every 60 s), and uvicorn re-raising SIGTERM after
     its shutdown: the session manager's end flushes both providers before the process dies."""
     receiver.clear()
-    env = {**otel_env(receiver), "OTEL_METRICS_EXPORTER": "otlp"}
+    env = {**otlp_env(receiver.endpoint), "OTEL_METRICS_EXPORTER": "otlp"}
     del env["OTEL_BSP_SCHEDULE_DELAY"]
     server = HttpServer(env, instrumented=True, service="stopped-server")
     try:

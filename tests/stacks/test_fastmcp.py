@@ -15,26 +15,26 @@ import pytest
 fastmcp = pytest.importorskip("fastmcp")
 
 from fastmcp import Client  # noqa: E402
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor  # noqa: E402
 from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver  # noqa: E402
-from tests.conftest import _PROVIDER  # noqa: E402
-from tests.http_peers import serving  # noqa: E402
-from tests.mcp_compat import instrumented_command  # noqa: E402
-from tests.stacks.fastmcp_server import stack_server  # noqa: E402
-from tests.stacks.spans import one_pair, seen  # noqa: E402
-from tests.test_stdio import server_env  # noqa: E402
+from support.fastmcp_server import stack_server  # noqa: E402
+from support.peers import serving  # noqa: E402
+from support.processes import instrument_command, server_env  # noqa: E402
+from support.spans import one_pair, seen  # noqa: E402
 
 pytestmark = pytest.mark.anyio
-SERVER_SCRIPT = Path(__file__).with_name("fastmcp_server.py")
+SERVER_SCRIPT = Path(stack_server.__code__.co_filename)
 OPERATIONS = [("tools/list", None), ("tools/call", "add"), ("resources/read", None), ("prompts/get", "greet")]
 
 
 async def converse(target: Any) -> list[Any]:
     """What an agent turn does: list, call, read, prompt; the answers as plain data."""
     async with Client(target) as client:
-        with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn"):
+        with trace.get_tracer("agent").start_as_current_span("agent turn"):
             tools = await client.list_tools()
             added = await client.call_tool("add", {"a": 2, "b": 3})
             read = await client.read_resource("demo://readme")
@@ -59,19 +59,23 @@ def stdio_target(receiver: OtlpReceiver) -> Any:
 
     env = {**server_env(receiver.endpoint), "OTEL_METRICS_EXPORTER": "otlp"}
     del env["OTEL_BSP_SCHEDULE_DELAY"]
-    command = instrumented_command()
+    command = instrument_command()
     return StdioTransport(command, [sys.executable, str(SERVER_SCRIPT)], env=env, keep_alive=False)
 
 
 @pytest.mark.parametrize("transport", ["memory", "http"])
 async def test_one_span_per_side_per_operation(
-    exporter: InMemorySpanExporter, transport: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+    exporter: InMemorySpanExporter,
+    tracer_provider: TracerProvider,
+    transport: str,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     target = stack_server() if transport == "memory" else request.getfixturevalue("http_url")
     untraced = await converse(target)
     exporter.clear()
     instrumentor = McpInstrumentor()
-    instrumentor.instrument(tracer_provider=_PROVIDER)
+    instrumentor.instrument(tracer_provider=tracer_provider)
     try:
         with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
             traced = await converse(stack_server() if transport == "memory" else target)
@@ -99,9 +103,11 @@ async def test_over_stdio_with_a_zero_code_server(instrumented: InMemorySpanExpo
         one_pair(ours + theirs, method, target_name)
 
 
-async def test_framework_spans_come_back_after_uninstrument(exporter: InMemorySpanExporter) -> None:
+async def test_framework_spans_come_back_after_uninstrument(
+    exporter: InMemorySpanExporter, tracer_provider: TracerProvider
+) -> None:
     instrumentor = McpInstrumentor()
-    instrumentor.instrument(tracer_provider=_PROVIDER)
+    instrumentor.instrument(tracer_provider=tracer_provider)
     instrumentor.uninstrument()
     await converse(stack_server())
     scopes = {span.instrumentation_scope.name for span in exporter.get_finished_spans() if span.instrumentation_scope}

@@ -12,11 +12,11 @@ from mcp import ClientSession
 from mcp.server.fastmcp import FastMCP
 from mcp.shared.memory import create_client_server_memory_streams, create_connected_server_and_client_session
 from mcp_proxy.proxy_server import create_proxy_server
+from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from tests.conftest import _PROVIDER
-from tests.stacks.spans import OURS, mcp_spans, seen
+from support.spans import OURS, mcp_spans, seen
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +42,7 @@ async def call_through_the_proxy() -> str:
         async with ClientSession(client_read, client_write) as remote:
             proxy = await create_proxy_server(remote)  # it initializes the session itself
             async with create_connected_server_and_client_session(proxy) as client:
-                with _PROVIDER.get_tracer("agent").start_as_current_span("agent turn"):
+                with trace.get_tracer("agent").start_as_current_span("agent turn"):
                     result = await client.call_tool("add", {"a": 2, "b": 3}, meta={"note": "kept"})
         group.cancel_scope.cancel()
     return str(result.content[0].text)  # type: ignore[union-attr]

@@ -9,15 +9,15 @@ import pytest
 
 pytest.importorskip("pydantic_ai")
 
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic_ai import Agent
 from pydantic_ai.mcp import MCPToolset
 from pydantic_ai.models.test import TestModel
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor
-from tests.conftest import _PROVIDER
-from tests.stacks.fastmcp_server import stack_server
-from tests.stacks.spans import one_pair, seen
+from support.fastmcp_server import stack_server
+from support.spans import one_pair, seen
 
 pytestmark = pytest.mark.anyio
 
@@ -35,11 +35,13 @@ async def run_agent() -> str:
     return str(result.output)
 
 
-async def test_an_agents_tool_call(exporter: InMemorySpanExporter, agent_spans: None) -> None:
+async def test_an_agents_tool_call(
+    exporter: InMemorySpanExporter, tracer_provider: TracerProvider, agent_spans: None
+) -> None:
     untraced = await run_agent()
     exporter.clear()
     instrumentor = McpInstrumentor()
-    instrumentor.instrument(tracer_provider=_PROVIDER)
+    instrumentor.instrument(tracer_provider=tracer_provider)
     try:
         assert await run_agent() == untraced
     finally:

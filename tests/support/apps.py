@@ -1,7 +1,8 @@
 """The reference MCP servers the tests drive, built with the installed SDK generation's high-level API.
 
-Run as a script it serves the reference app: `python tests/apps.py stdio` or
-`python tests/apps.py http PORT [--stateless] [--json]` (streamable HTTP under uvicorn on 127.0.0.1).
+Run as a script it serves the reference app: `python tests/support/apps.py stdio` or
+`python tests/support/apps.py http PORT [--stateless] [--json]` (streamable HTTP under uvicorn on 127.0.0.1), with
+`tests/` on `PYTHONPATH`; `python tests/support/apps.py where` prints where it imports this package from.
 """
 
 import importlib
@@ -23,6 +24,9 @@ except ImportError:  # mcp 1.x
     from mcp.server.fastmcp import FastMCP as HighLevelServer  # type: ignore[no-redef]
 
 _tracer = trace.get_tracer("tests.apps")
+
+ADD = {"name": "add", "arguments": {"a": 1, "b": 2}}
+"""The params of a `tools/call` of `add` that answers 3."""
 
 
 def reference_app() -> Any:  # noqa: PLR0915 - the one catalogue of tools every test speaks to
@@ -108,7 +112,7 @@ def reference_app() -> Any:  # noqa: PLR0915 - the one catalogue of tools every 
     @app.tool()
     async def delegate(transport: str, url: str = "") -> str:
         """Ask another reference server, over `transport` (memory, stdio, http), to add 20 and 22."""
-        from tests.mcp_compat import connected, stdio_parameters
+        from support.sessions import connected, stdio_parameters
 
         target: Any = {
             "memory": reference_app,
@@ -158,12 +162,17 @@ def raising_lowlevel_app() -> Any:
 
 def main(argv: list[str]) -> None:
     transport = argv[0] if argv else "stdio"
+    if transport == "where":
+        import opentelemetry_instrumentation_mcp
+
+        print(opentelemetry_instrumentation_mcp.__file__)
+        return
     if transport == "stdio":
         reference_app().run()
         return
     import uvicorn
 
-    from tests.mcp_compat import streamable_http_app
+    from support.compat import streamable_http_app
 
     asgi = streamable_http_app(reference_app(), stateless="--stateless" in argv, json_response="--json" in argv)
     uvicorn.run(asgi, host="127.0.0.1", port=int(argv[1]), log_level="warning")

@@ -3,18 +3,20 @@ HTTP search API it calls, printed as a tree with the slow part marked."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.trees import node
+from support.processes import ROOT
+from support.trees import node
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def test_demo_prints_one_trace_from_agent_to_search_api() -> None:
+def test_demo_prints_one_trace_from_agent_to_search_api(tmp_path: Path) -> None:
+    # a copy of the demo beside nothing else: `python -m demo` takes the package from where it is installed
+    shutil.copytree(ROOT / "demo", tmp_path / "demo", ignore=shutil.ignore_patterns("__pycache__"))
     result = subprocess.run(
-        [sys.executable, "-m", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -1,5 +1,5 @@
 """Into the user's stack: the examples' compose files for Jaeger and Tempo, run against a real OTLP receiver
-over gRPC and HTTP; the MCP hosts' config recipes; the console exporter on a stdio server.
+over gRPC and HTTP; the MCP hosts' config recipes; the README's stdio snippet.
 
 The compose files cannot be run here (no Docker): they are validated against the Compose Specification's
 schema, and the example agent is run exactly as their `agent` service would run it, with the backends'
@@ -23,10 +23,10 @@ import yaml
 from mcp import StdioServerParameters
 from opentelemetry.trace import SpanKind
 
-from opentelemetry_instrumentation_mcp._console import console_exporters
 from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver, ReceivedSpan
-from tests.mcp_compat import MCP_VERSION, connected
-from tests.test_stdio import INSTRUMENT, ROOT, StdioPeer, server_env
+from support.compat import MCP_VERSION
+from support.processes import ROOT, instrument_command
+from support.sessions import connected
 
 EXAMPLES = ROOT / "examples"
 COMPOSE_FILES = sorted(EXAMPLES.glob("*/docker-compose.yml"))
@@ -108,8 +108,7 @@ def locally(environment: dict[str, str], receiver: OtlpReceiver) -> dict[str, st
 
 
 def run_agent(environment: dict[str, str], command: list[str]) -> str:
-    assert INSTRUMENT is not None
-    executables = {"opentelemetry-instrument": INSTRUMENT, "python": sys.executable}
+    executables = {"opentelemetry-instrument": instrument_command(), "python": sys.executable}
     base = {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
     result = subprocess.run(
         [executables.get(part, part) for part in command],
@@ -174,6 +173,10 @@ PLACEHOLDERS = {
 }
 
 
+def console_exporters_in(env: dict[str, str]) -> bool:
+    return any("console" in value for name, value in env.items() if name.endswith("_EXPORTER"))
+
+
 def recipe(path: Path, receiver: OtlpReceiver) -> dict[str, Any]:
     """The weather server's entry of a host's config, its placeholders filled in for this machine."""
     text = path.read_text()
@@ -225,7 +228,9 @@ asyncio.run(main())
 
 
 @needs_a_waiting_stdio_client
-def test_the_readme_stdio_snippet_works_outside_an_activated_environment(receiver: OtlpReceiver) -> None:
+def test_the_readme_stdio_snippet_works_outside_an_activated_environment(
+    receiver: OtlpReceiver, tmp_path: Path
+) -> None:
     """A client run by its venv's Python by full path, with no venv on PATH, starts the traced server."""
     snippet = readme_stdio_snippet()
     assert "\nStdioServerParameters(\n" in snippet
@@ -238,7 +243,7 @@ def test_the_readme_stdio_snippet_works_outside_an_activated_environment(receive
     receiver.clear()
     result = subprocess.run(
         [sys.executable, "-c", client],
-        cwd=ROOT,
+        cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")},
         capture_output=True,
         text=True,
@@ -251,76 +256,5 @@ def test_the_readme_stdio_snippet_works_outside_an_activated_environment(receive
     assert (span.kind, span.resource["service.name"]) == (SpanKind.SERVER, "my-mcp-server")
 
 
-def console_exporters_in(env: dict[str, str]) -> bool:
-    return any("console" in value for name, value in env.items() if name.endswith("_EXPORTER"))
-
-
 def test_host_recipes_cover_the_three_hosts() -> None:
     assert [path.stem for path in HOSTS] == ["claude_desktop_config", "cursor-mcp", "vscode-mcp"]
-
-
-CONSOLE_WARNING = "mcp-opentelemetry: OTEL_TRACES_EXPORTER=console on a stdio MCP server"
-
-
-@pytest.mark.parametrize("how", ["environment", "command line"])
-def test_console_exporter_on_a_stdio_server_warns_once_on_stderr(how: str) -> None:
-    assert INSTRUMENT is not None
-    env = {**server_env(None), "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
-    command = [INSTRUMENT, sys.executable, "tests/apps.py", "stdio"]
-    if how == "environment":
-        env["OTEL_TRACES_EXPORTER"] = "console"
-    else:
-        command[1:1] = ["--traces_exporter", "console"]
-    peer = StdioPeer(command, env)
-    stderr = peer.close()  # stdin closed at once: the server starts serving, then stops
-    assert stderr.count(CONSOLE_WARNING) == 1, stderr
-
-
-def test_otlp_on_a_stdio_server_is_not_warned_about() -> None:
-    assert INSTRUMENT is not None
-    env = {**server_env("http://127.0.0.1:9"), "OTEL_TRACES_EXPORTER": "otlp"}
-    stderr = StdioPeer([INSTRUMENT, sys.executable, "tests/apps.py", "stdio"], env).close()
-    assert "mcp-opentelemetry:" not in stderr
-
-
-@pytest.mark.parametrize(
-    ("environment", "named"),
-    [
-        ({"OTEL_TRACES_EXPORTER": "otlp,console"}, ["OTEL_TRACES_EXPORTER=otlp,console"]),
-        ({"OTEL_LOGS_EXPORTER": " Console "}, ["OTEL_LOGS_EXPORTER= Console "]),
-        ({"OTEL_METRICS_EXPORTER": "otlp", "OTEL_TRACES_EXPORTER": "consoles"}, []),
-    ],
-)
-def test_console_exporters_are_read_from_every_signal(
-    environment: dict[str, str], named: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in ("OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    assert console_exporters() == named
-
-
-IN_CODE_SCRIPT = """
-import sys
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
-from opentelemetry_instrumentation_mcp import McpInstrumentor
-from tests.apps import reference_app
-
-provider = TracerProvider()
-exporter = ConsoleSpanExporter(out=sys.stderr if sys.argv[1] == "stderr" else sys.stdout)
-provider.add_span_processor((SimpleSpanProcessor if sys.argv[2] == "simple" else BatchSpanProcessor)(exporter))
-trace.set_tracer_provider(provider)
-McpInstrumentor().instrument()
-reference_app().run()
-"""
-
-
-@pytest.mark.parametrize(("out", "processor"), [("stdout", "simple"), ("stdout", "batch"), ("stderr", "simple")])
-def test_console_exporter_set_up_in_code_is_warned_about_when_it_writes_to_stdout(out: str, processor: str) -> None:
-    peer = StdioPeer([sys.executable, "-c", IN_CODE_SCRIPT, out, processor], server_env(None))
-    stderr = peer.close()
-    expected = 1 if out == "stdout" else 0
-    assert stderr.count("mcp-opentelemetry: a ConsoleSpanExporter writing to stdout on a stdio MCP server") == expected

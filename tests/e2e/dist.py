@@ -1,4 +1,4 @@
-"""What a release would ship, checked as a user meets it (`tox -e dist`).
+"""What a release would ship, checked as a user meets it (`tox -e dist`, which runs `python tests/e2e/dist.py`).
 
 1. Build the sdist and the wheel from this tree.
 2. The sdist holds every file git tracks here (when run from a git checkout).
@@ -19,7 +19,7 @@ import venv
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PINS = "tests/requirements/mcp2.3.txt"
 
 
@@ -74,8 +74,9 @@ def main() -> None:
         assert entry_points == ["['opentelemetry_instrumentation_mcp:McpInstrumentor']", "True"], entry_points
         assert "OTLP" in run(python.parent / "mcp-otel-viewer", "--help")
 
-        # the unpacked sdist's own suite, against the installed wheel
-        subprocess.run([python, "-m", "pytest", "-q", "-n", "auto", *sys.argv[1:]], cwd=unpacked, check=True)
+        # the unpacked sdist's own suite, against the installed wheel: `pytest` by its script, so that the sdist's own
+        # copy of the package (its top level) is not on `sys.path`, as `python -m` would put it
+        subprocess.run([python.parent / "pytest", "-q", "-n", "auto", *sys.argv[1:]], cwd=unpacked, check=True)
 
 
 if __name__ == "__main__":
