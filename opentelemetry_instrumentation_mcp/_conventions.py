@@ -72,9 +72,11 @@ _RESOURCE_METHODS = frozenset(
 )
 
 
-def span_name_and_attributes(message: Message) -> tuple[str, Attributes]:
-    """A message's span name, `{mcp.method.name} {target}` (the tool or prompt is the target, a resource URI never
-    is), and the span attributes known before it is handled."""
+def describe_span(message: Message) -> tuple[str, Attributes]:
+    """The name and starting attributes of a message's span.
+
+    The name is `{mcp.method.name} {target}`, the target being the tool or the prompt; a resource URI never is one.
+    The attributes are what is known before the message is handled (a sampler decides on them)."""
     method, name = message.method, message.name
     attributes: Attributes = {MCP_METHOD_NAME: method}
     if message.request_id is not None:

@@ -38,7 +38,7 @@ from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._message import Message, SessionState, session_state
 from opentelemetry_instrumentation_mcp._operation import Operation, carried_error_reader
 from opentelemetry_instrumentation_mcp._patching import Target, Wrapper, argument
-from opentelemetry_instrumentation_mcp._propagation import extract, with_carrier
+from opentelemetry_instrumentation_mcp._propagation import extract, inject_into_params
 from opentelemetry_instrumentation_mcp._transport import request_transport, session_transport
 from opentelemetry_instrumentation_mcp._wrappers import Args, Kwargs, SdkAdapter, noting_client_transport
 
@@ -175,7 +175,7 @@ class _CarryingContext(_Proxy):
         return guarded("injecting trace context", lambda: self._with_carrier(data), data)
 
     def _with_carrier(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {**data, "params": with_carrier(data.get("params"), self._self_carrier)}
+        return {**data, "params": inject_into_params(data.get("params"), self._self_carrier)}
 
 
 def _inject(message: Message, args: Args, kwargs: Kwargs, carrier: Mapping[str, object]) -> tuple[Args, Kwargs]:
@@ -233,7 +233,6 @@ class Adapter(SdkAdapter):
 
     def targets(self) -> list[Target]:
         wrappers = self._wrappers
-        read_request = self._read_client_request
         session_entered, session_exited = wrappers.timing_sessions(self._end_session)
         return [
             Target(
@@ -252,7 +251,7 @@ class Adapter(SdkAdapter):
             Target(
                 "mcp.client.session",
                 "ClientSession._received_request",
-                wrappers.receiving(read_request, self._handle_request),
+                wrappers.receiving(self._read_client_request, self._handle_request),
                 why="every request a client receives (sampling, elicitation, roots)",
             ),
             Target(
@@ -327,8 +326,9 @@ class Adapter(SdkAdapter):
         return None
 
     def _read_answered_by_session(self, session: ServerSession, args: Args, kwargs: Kwargs) -> Message | None:
-        """`ServerSession._received_request(responder)`: `initialize`, or a request an initialized session would
-        hand on (it refuses nothing, so with nothing to record the request goes as it is)."""
+        """`ServerSession._received_request(responder)`: `initialize`, or a request the session may refuse, as it does
+        before it is initialized. Once initialized it refuses nothing: those requests, and any with nothing to
+        record, go as they are (`Server._handle_message` traces them)."""
         responder = argument(args, kwargs, 0, "responder")
         if responder.request.root.method != "initialize" and (
             getattr(session, "_initialization_state", None) is InitializationState.Initialized

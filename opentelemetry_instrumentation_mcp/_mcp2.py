@@ -38,7 +38,7 @@ from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._message import Message, session_state, share_state
 from opentelemetry_instrumentation_mcp._operation import JsonRpcError, carried_error_reader
 from opentelemetry_instrumentation_mcp._patching import Target, argument
-from opentelemetry_instrumentation_mcp._propagation import with_carrier
+from opentelemetry_instrumentation_mcp._propagation import inject_into_params
 from opentelemetry_instrumentation_mcp._transport import request_transport, session_transport, stdio_transport
 from opentelemetry_instrumentation_mcp._wrappers import (
     Args,
@@ -76,7 +76,7 @@ def _bind_send(method: str, params: object = None, opts: object = None, **kwargs
 
 def _inject(message: Message, args: Args, kwargs: Kwargs, carrier: Mapping[str, object]) -> tuple[Args, Kwargs]:
     """The send's arguments with a copy of the params whose `_meta` carries `carrier`."""
-    injected = with_carrier(message.params, carrier)
+    injected = inject_into_params(message.params, carrier)
     if len(args) >= 2:
         return (args[0], injected, *args[2:]), kwargs
     return args, {**kwargs, "params": injected}
@@ -171,7 +171,8 @@ class Adapter(SdkAdapter):
                 "mcp.server.runner",
                 "ServerRunner._on_request",
                 received_by_server,
-                why="every request a server receives, any transport and era, with the connection (its session)",
+                why="every request a server receives, any transport and era, with the connection (its session); the "
+                "dispatch contexts that send a handler's messages themselves are told by their private class names",
             ),
             Target(
                 "mcp.server.runner",

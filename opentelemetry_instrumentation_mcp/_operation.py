@@ -32,15 +32,15 @@ from opentelemetry_instrumentation_mcp._conventions import (
     RPC_RESPONSE_STATUS_CODE,
     TOOL_ERROR,
     Durations,
-    span_name_and_attributes,
+    describe_span,
 )
 from opentelemetry_instrumentation_mcp._guard import report
 from opentelemetry_instrumentation_mcp._message import Attributes, Message, SessionState
 from opentelemetry_instrumentation_mcp._propagation import (
-    carrier_of,
-    client_parent,
+    carrier_for,
+    choose_client_parent,
+    choose_server_parent,
     has_no_context_to_pass,
-    server_parent,
     would_send_no_context,
 )
 
@@ -168,7 +168,7 @@ class Operation:
 
     def carrier(self) -> dict[str, object] | None:
         """What the propagators send for this operation (`traceparent`...); None when there is nothing to send."""
-        return None if self.context is None else carrier_of(self.context)
+        return None if self.context is None else carrier_for(self.context)
 
     def _set(self, key: str, value: AttributeValue) -> None:
         self._attributes[key] = value
@@ -324,13 +324,14 @@ class Operations:
         return is_instrumentation_enabled()
 
     def start_server(self, message: Message) -> Operation:
-        """The SERVER operation of a received message, its parent (or links) as `server_parent` decides."""
+        """Start the SERVER operation of a received message, its parent (or links) as `choose_server_parent`
+        decides."""
         side = self._server
         try:
-            parent, links = server_parent(message, context_api.get_current(), self._policy)
+            parent, links = choose_server_parent(message, context_api.get_current(), self._policy)
             if not self._recording():
                 return Operation(side, message, INVALID_SPAN, parent, {})
-            name, attributes = span_name_and_attributes(message)
+            name, attributes = describe_span(message)
             span = self._tracer.start_span(name, parent, SpanKind.SERVER, attributes, links, record_exception=False)
             return self._operation_for(side, message, span, parent, attributes)
         except Exception as error:  # noqa: BLE001
@@ -338,14 +339,14 @@ class Operations:
             return Operation(side, None, INVALID_SPAN, None, {})
 
     def start_client(self, message: Message) -> Operation:
-        """The CLIENT operation of a message being sent, its parent as `client_parent` decides. An excluded method,
-        or one with nothing to record, gets no span and only passes its parent's context on."""
+        """Start the CLIENT operation of a message being sent, its parent as `choose_client_parent` decides. An
+        excluded method, or one with nothing to record, gets no span and only passes its parent's context on."""
         side = self._client
         try:
-            parent = client_parent(context_api.get_current(), message.meta)
+            parent = choose_client_parent(context_api.get_current(), message.meta)
             if message.method in self._excluded or not self._recording():
                 return Operation(side, message, INVALID_SPAN, parent, {})
-            name, attributes = span_name_and_attributes(message)
+            name, attributes = describe_span(message)
             span = self._tracer.start_span(name, parent, SpanKind.CLIENT, attributes, record_exception=False)
             return self._operation_for(side, message, span, parent, attributes)
         except Exception as error:  # noqa: BLE001

@@ -54,7 +54,7 @@ _GETTER = _StringGetter()
 
 
 def extract(carrier: object, base: Context) -> Context | None:
-    """`base` with the span context a carrier holds, or None when it holds no valid one."""
+    """Read the span context a carrier (`_meta`, HTTP headers) holds into `base`; None when it holds no valid one."""
     if not carrier or not isinstance(carrier, Mapping):
         return None
     try:
@@ -67,14 +67,14 @@ def extract(carrier: object, base: Context) -> Context | None:
     return extracted
 
 
-def carrier_of(context: Context) -> dict[str, object] | None:
-    """What the propagators send for `context` (`traceparent`, `tracestate`, `baggage`...); None if nothing."""
+def carrier_for(context: Context) -> dict[str, object] | None:
+    """The fields the propagators write for `context` (`traceparent`, `tracestate`, `baggage`...); None if none."""
     fields: dict[str, object] = {}
     propagate.inject(fields, context=context)
     return fields or None
 
 
-_sent_nothing: tuple[TextMapPropagator, Context] | None = None
+_nothing_to_send: tuple[TextMapPropagator, Context] | None = None
 """The propagators and the context they last found nothing to send for: the common case of an untraced caller,
 whose context object stays the same from one message to the next."""
 
@@ -82,16 +82,16 @@ whose context object stays the same from one message to the next."""
 def would_send_no_context(meta: object) -> bool:
     """Whether a message whose `_meta` is `meta`, sent with no span of ours, would carry no context at all: none
     given by hand, none in the current context for the propagators to write."""
-    global _sent_nothing  # noqa: PLW0603 - a one-entry cache, replaced whole
+    global _nothing_to_send  # noqa: PLW0603 - a one-entry cache, replaced whole
     if meta is not None:
         return False
     textmap, current = propagate.get_global_textmap(), context_api.get_current()
-    last = _sent_nothing
+    last = _nothing_to_send
     if last is not None and last[0] is textmap and last[1] is current:
         return True
-    if carrier_of(current) is not None:
+    if carrier_for(current) is not None:
         return False
-    _sent_nothing = textmap, current
+    _nothing_to_send = textmap, current
     return True
 
 
@@ -116,9 +116,11 @@ def _written_fields(textmap: TextMapPropagator) -> frozenset[str]:
     return fields
 
 
-def with_carrier(params: object, fields: Mapping[str, object]) -> object:
-    """A message's `params` whose `_meta` carries `fields` (the CLIENT span's context) in place of whatever the
-    caller, a framework or a proxy put under the keys the propagators write; every other `_meta` key stays.
+def inject_into_params(params: object, fields: Mapping[str, object]) -> object:
+    """A copy of a message's `params` whose `_meta` carries `fields` (the CLIENT span's context).
+
+    The injection rule: `fields` replace whatever the caller, a framework or a proxy put under the keys the
+    propagators write, so the server's span is always the child of this CLIENT span; every other `_meta` key stays.
 
     Absent `params` or `_meta` are created. A `params` or `_meta` that is not an object is returned as written:
     the peer sees exactly what the caller sent, so the instrumentation changes no message's meaning.
@@ -137,9 +139,9 @@ def with_carrier(params: object, fields: Mapping[str, object]) -> object:
     return {**params, "_meta": {**own, **fields}}
 
 
-def client_parent(current: Context, meta: object) -> Context:
-    """The parent of a CLIENT span: the current context, else a valid context the outgoing `_meta` was given by
-    hand (so that it is continued rather than replaced by a new trace)."""
+def choose_client_parent(current: Context, meta: object) -> Context:
+    """Choose the parent of a CLIENT span: the current context, else a valid context the outgoing `_meta` was given
+    by hand (so that it is continued rather than replaced by a new trace)."""
     if has_span(current):
         return current
     return extract(meta, current) or current
@@ -158,8 +160,8 @@ def _trace_id(context: Context) -> int:
     return trace.get_current_span(context).get_span_context().trace_id
 
 
-def server_parent(message: Message, ambient: Context, policy: IncomingContext) -> tuple[Context, Sequence[Link]]:
-    """The parent and links of a server span, by the precedence of sources.
+def choose_server_parent(message: Message, ambient: Context, policy: IncomingContext) -> tuple[Context, Sequence[Link]]:
+    """Choose the parent and links of a SERVER span, by the precedence of sources.
 
     1. the message's own `_meta` context, the transport's context (the HTTP server span, else the HTTP request's
        headers) a link;

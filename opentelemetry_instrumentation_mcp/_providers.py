@@ -29,11 +29,11 @@ def _measures(meter: Meter) -> bool:
     return real is not None and not isinstance(real, NoOpMeter)
 
 
-def _yes_once_yes(records: Callable[[], bool], *, proxied: bool, traces: bool) -> Callable[[], bool]:
-    """`records`, asked until it says yes; the yes then stands, as a provider once set stays set.
+def _checked_until_true(records: Callable[[], bool], *, proxied: bool, traces: bool) -> Callable[[], bool]:
+    """Wrap the check `records` so that it is asked only until it first says yes: a provider, once set, stays set.
 
-    Until then, when `proxied` (the answer rests on the API's proxies alone), it says no without asking while the
-    API's global meter provider, and with `traces` its global tracer provider too, is unset."""
+    While it says no and the answer rests on the API's proxies alone (`proxied`), the wrapper says no without asking
+    as long as the API's global meter provider, and with `traces` its global tracer provider too, is unset."""
     configured = False
 
     def check() -> bool:
@@ -51,12 +51,12 @@ def _yes_once_yes(records: Callable[[], bool], *, proxied: bool, traces: bool) -
 def provider_checks(tracer: Tracer, meter: Meter) -> tuple[Callable[[], bool], Callable[[], bool]]:
     """Two checks, asked per message, so cheap: whether `tracer` or `meter` records, and whether `meter` does."""
     meter_proxy = is_meter_proxy(meter)
-    records = _yes_once_yes(
+    records = _checked_until_true(
         lambda: _traces(tracer) or _measures(meter),
         proxied=meter_proxy and isinstance(tracer, ProxyTracer),
         traces=True,
     )
-    return records, _yes_once_yes(lambda: _measures(meter), proxied=meter_proxy, traces=False)
+    return records, _checked_until_true(lambda: _measures(meter), proxied=meter_proxy, traces=False)
 
 
 FLUSH_SECONDS = 5.0

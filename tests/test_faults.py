@@ -115,10 +115,10 @@ async def test_instrumenting_while_sessions_run(
 
 
 STEPS_OF_OURS = [
-    "_operation.carrier_of",  # the context a message carries
-    "_operation.client_parent",
-    "_operation.server_parent",
-    "_operation.span_name_and_attributes",
+    "_operation.carrier_for",  # the context a message carries
+    "_operation.choose_client_parent",
+    "_operation.choose_server_parent",
+    "_operation.describe_span",
     "_transport._url_attributes",  # inside the SDK's HTTP client transport's constructor
     "_transport._note_request",  # inside the SDK's server transport's request entry
     "_transport.extract",

@@ -306,7 +306,7 @@ async def test_a_fault_of_ours_is_logged_once_and_the_call_proceeds(
     def broken(*args: Any) -> Any:
         raise RuntimeError("instrumentation bug")
 
-    monkeypatch.setattr("opentelemetry_instrumentation_mcp._operation.server_parent", broken)
+    monkeypatch.setattr("opentelemetry_instrumentation_mcp._operation.choose_server_parent", broken)
     with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
         answers = await ping_twice(reference_app())
     assert answers[0]["result"] == {}
