@@ -44,6 +44,7 @@ from opentelemetry.semconv.schemas import Schemas
 
 from opentelemetry_instrumentation_mcp._message import Attributes, Message
 
+# the names other modules of this package take from here
 __all__ = [
     "ERROR_TYPE",
     "GEN_AI_TOOL_CALL_ARGUMENTS",

@@ -39,7 +39,7 @@ from opentelemetry_instrumentation_mcp._message import Message, session_state, s
 from opentelemetry_instrumentation_mcp._operation import JsonRpcError, carried_error_reader
 from opentelemetry_instrumentation_mcp._patching import Target, argument
 from opentelemetry_instrumentation_mcp._propagation import inject_into_params
-from opentelemetry_instrumentation_mcp._transport import request_transport, session_transport, stdio_transport
+from opentelemetry_instrumentation_mcp._transport import request_transport, session_transport
 from opentelemetry_instrumentation_mcp._wrappers import (
     Args,
     Kwargs,
@@ -360,5 +360,5 @@ class Adapter(SdkAdapter):
 
     def _end_server_session(self, args: Args, kwargs: Kwargs, error: object) -> None:
         state = session_state(argument(args, kwargs, 0, "connection"))
-        network = stdio_transport().attributes or state.network
+        network = session_transport(state, client=False).attributes
         self._wrappers.sessions.end(state, server=True, network=network, error=error)

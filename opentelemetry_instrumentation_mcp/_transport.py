@@ -53,6 +53,7 @@ from opentelemetry_instrumentation_mcp._propagation import extract, has_span
 from opentelemetry_instrumentation_mcp._providers import flush_in_worker_thread
 
 _PIPE: Attributes = {NETWORK_TRANSPORT: NetworkTransportValues.PIPE.value}
+_STDIO = Transport(_PIPE)
 _TCP = NetworkTransportValues.TCP.value
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SCOPE_KEY = "opentelemetry_instrumentation_mcp.request"
@@ -61,24 +62,17 @@ _serving_stdio: ContextVar[bool] = ContextVar("opentelemetry_mcp_serving_stdio",
 _opened: ContextVar[ClientTransport | None] = ContextVar("opentelemetry_mcp_opened_transport", default=None)
 
 
-def stdio_transport() -> Transport:
-    """`network.transport=pipe` inside the SDK's stdio server, else nothing (in-memory has no transport)."""
-    return Transport(_PIPE) if _serving_stdio.get() else NO_TRANSPORT
-
-
-def client_transport(state: SessionState) -> Transport:
-    """The transport of a client session's messages."""
-    return state.client.transport() if state.client is not None else NO_TRANSPORT
-
-
 def session_transport(state: SessionState, *, client: bool) -> Transport:
     """The transport of a session's messages that carry none of their own: what a side sends, and what the mcp 1.x
-    server receives as notifications (1.x drops their HTTP request)."""
+    server receives as notifications (1.x drops their HTTP request). Inside the SDK's stdio server it is the pipe;
+    in memory there is none."""
     if client:
-        return client_transport(state)
-    stdio = stdio_transport()
-    if stdio.attributes or (not state.network and state.session_id is None):
-        return stdio
+        opened = state.client
+        return opened.transport() if opened is not None else NO_TRANSPORT
+    if _serving_stdio.get():
+        return _STDIO
+    if not state.network and state.session_id is None:
+        return NO_TRANSPORT
     return Transport(state.network, session_id=state.session_id)
 
 
