@@ -67,6 +67,19 @@ def extract(carrier: object, base: Context) -> Context | None:
     return extracted
 
 
+def extract_from_meta(meta: object, base: Context) -> Context | None:
+    """Read the span context a message's `_meta` carries into `base`; None when it carries no valid one.
+
+    Its own keys first. When they hold none, a `headers` object within `_meta` is read the same way: the carrier of
+    the tracing guide this package serves (`{"_meta": {"headers": {"traceparent": ...}}}`), which clients written
+    against it send. Nothing is ever injected there.
+    """
+    own = extract(meta, base)
+    if own is not None or not isinstance(meta, Mapping):
+        return own
+    return extract(meta.get("headers"), base)
+
+
 def carrier_for(context: Context) -> dict[str, object] | None:
     """The fields the propagators write for `context` (`traceparent`, `tracestate`, `baggage`...); None if none."""
     fields: dict[str, object] = {}
@@ -144,7 +157,7 @@ def choose_client_parent(current: Context, meta: object) -> Context:
     by hand (so that it is continued rather than replaced by a new trace)."""
     if has_span(current):
         return current
-    return extract(meta, current) or current
+    return extract_from_meta(meta, current) or current
 
 
 def has_span(context: Context) -> bool:
@@ -163,8 +176,8 @@ def _trace_id(context: Context) -> int:
 def choose_server_parent(message: Message, ambient: Context, policy: IncomingContext) -> tuple[Context, Sequence[Link]]:
     """Choose the parent and links of a SERVER span, by the precedence of sources.
 
-    1. the message's own `_meta` context, the transport's context (the HTTP server span, else the HTTP request's
-       headers) a link;
+    1. the message's own `_meta` context (see `extract_from_meta`), the transport's context (the HTTP server span,
+       else the HTTP request's headers) a link;
     2. the context the HTTP request that carried the message sent in its headers: the freshest word on who is
        calling; the HTTP server span of an ASGI instrumentation is the parent where it continues that context;
     3. the context the client sent when the session was set up (an HTTP server span of a new trace is a link);
@@ -174,7 +187,7 @@ def choose_server_parent(message: Message, ambient: Context, policy: IncomingCon
     """
     if policy is IncomingContext.IGNORE:
         return Context(), ()
-    own = extract(message.meta, ambient)
+    own = extract_from_meta(message.meta, ambient)
     session = message.session
     transport = message.transport
     if message.method == "initialize" and session is not None:

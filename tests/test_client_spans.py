@@ -127,6 +127,20 @@ async def test_a_hand_propagated_context_is_continued_when_no_span_is_current(
     assert wire.last("tools/call")["params"]["_meta"]["note"] == 1
 
 
+async def test_a_context_in_the_guides_carrier_is_continued_and_left_as_written(
+    instrumented: InMemorySpanExporter,
+) -> None:
+    """`_meta.headers`, where the tracing guide puts the context: read as a hand-propagated context, never written."""
+    headers = {"traceparent": TRACEPARENT, "x-other": "kept"}
+    async with wire_client() as (session, wire):
+        await call_tool_with_meta(session, "add", {"a": 1}, {"headers": headers})
+    client = one(ours(instrumented), "tools/call add", SpanKind.CLIENT)
+    assert client.parent is not None
+    assert (format(client.context.trace_id, "032x"), format(client.parent.span_id, "016x")) == (TRACE_ID, PARENT_ID)
+    assert wire.last("tools/call")["params"]["_meta"]["headers"] == headers
+    assert sent_context(wire.last("tools/call")) == ids_of(client)
+
+
 async def test_the_server_span_is_the_child_of_our_client_span_whatever_the_caller_put_in_meta(
     instrumented: InMemorySpanExporter,
 ) -> None:

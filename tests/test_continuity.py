@@ -54,6 +54,26 @@ async def test_initialize_context_is_the_session_parent(instrumented: InMemorySp
 
 
 @pytest.mark.anyio
+async def test_the_guides_carrier_under_meta_headers_is_read(instrumented: InMemorySpanExporter) -> None:
+    """Clients written against the tracing guide send `{"_meta": {"headers": {"traceparent": ...}}}`: read when
+    `_meta` has no context of its own, the same way (case-sensitive keys, strings only)."""
+    session, guide, own = Parent(), Parent(), Parent()
+    headers = {"traceparent": guide.traceparent}
+    async with raw_peer(reference_app(), initialize=False) as peer:
+        await peer.initialize(meta=session.meta())
+        await peer.request("tools/call", {**ADD, "_meta": {"headers": headers}})
+        await peer.request("tools/call", {**ADD, "_meta": {**own.meta(), "headers": headers}})
+        await peer.request("tools/call", {**ADD, "_meta": {"headers": guide.traceparent}})
+        await peer.request("tools/call", {**ADD, "_meta": {"headers": {"Traceparent": guide.traceparent}}})
+        await peer.notify("notifications/roots/list_changed", {"_meta": {"headers": headers}})
+        await peer.request("ping")
+    spans = ours(instrumented)
+    calls = named(spans, "tools/call add")
+    assert [parent_of(span) for span in calls] == [ids(guide), ids(own), ids(session), ids(session)]
+    assert parent_of(named(spans, "notifications/roots/list_changed")[0]) == ids(guide)
+
+
+@pytest.mark.anyio
 async def test_sessions_do_not_share_context(instrumented: InMemorySpanExporter) -> None:
     first = Parent()
     async with raw_peer(reference_app(), initialize=False) as one, raw_peer(reference_app(), initialize=False) as two:
