@@ -162,7 +162,8 @@ class Operation:
             if self._duration is not None:
                 keys = self._side.duration_keys
                 attributes = {key: value for key, value in self._attributes.items() if key in keys}
-                self._duration.record(default_timer() - self._start_time, attributes)
+                # in the operation's own context: an exemplar leads to the span it measured
+                self._duration.record(default_timer() - self._start_time, attributes, self.context)
         except Exception as error:  # noqa: BLE001
             report(f"ending a {self._side.name} span", error)
 

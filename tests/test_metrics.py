@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from opentelemetry_instrumentation_mcp._conventions import BUCKETS
 from support.apps import reference_app
 from support.compat import read_timeout, streamable_http_app
 from support.peers import StreamableHttpPeer, serving
 from support.sessions import connected, stdio_parameters
-from support.spans import ours, points
+from support.spans import one, ours, points, points_of
 
 pytestmark = pytest.mark.anyio
 
@@ -67,6 +69,28 @@ async def test_operation_durations_on_both_sides(metrics: InMemoryMetricReader) 
     ]
     assert point.count == 1
     assert 0 < point.sum < 5
+
+
+async def test_an_exemplar_leads_to_the_span_it_measured(
+    metrics: InMemoryMetricReader, exporter: InMemorySpanExporter
+) -> None:
+    """Each duration is recorded in its operation's context: the SDK's default (trace-based) exemplar filter keeps
+    the MCP span measured, on either side, not the caller's span."""
+    async with connected("memory", reference_app()) as session:
+        with trace.get_tracer("agent").start_as_current_span("agent turn"):
+            await session.call_tool("add", {"a": 1, "b": 2})
+    spans = ours(exporter)
+    data = metrics.get_metrics_data()  # one collection: each starts its exemplars anew
+    for side, kind in (("server", SpanKind.SERVER), ("client", SpanKind.CLIENT)):
+        [point] = [
+            point
+            for point in points_of(data, f"mcp.{side}.operation.duration")
+            if point.attributes.get("gen_ai.tool.name") == "add"
+        ]
+        span = one(spans, "tools/call add", kind)
+        assert [(exemplar.trace_id, exemplar.span_id) for exemplar in point.exemplars] == [
+            (span.context.trace_id, span.context.span_id)
+        ], side
 
 
 async def test_session_durations_when_sessions_end(metrics: InMemoryMetricReader) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -106,8 +106,12 @@ def links(span: ReadableSpan) -> list[tuple[str, str]]:
 
 
 def points(reader: InMemoryMetricReader, name: str) -> list[Any]:
-    """The data points of one metric, from everything recorded so far."""
-    data = reader.get_metrics_data()
+    """The data points of one metric, from everything recorded so far (a collection: exemplars start anew)."""
+    return points_of(reader.get_metrics_data(), name)
+
+
+def points_of(data: MetricsData | None, name: str) -> list[Any]:
+    """The data points of one metric in one collection."""
     if data is None:
         return []
     return [
