@@ -15,6 +15,7 @@ context its `_meta` carries (2.x does so itself).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -91,9 +92,12 @@ def _client(session: Session) -> bool:
     return not isinstance(session, ServerSession)
 
 
-def _request_message(responder: Responder, session: Session, method: str, meta: object, http: Any) -> Message:
-    """A request received through `responder`, with the HTTP request that carried it, if any."""
-    params = _field(responder.request.root, "params")
+def _received_message(
+    root: Any, session: Session, method: str, meta: object, *, request_id: object, http: Any
+) -> Message:
+    """A request or notification a side received (its model's `root`), with the HTTP request that carried it, if
+    any."""
+    params = _field(root, "params")
     state = session_state(session)
     version = None if method == "initialize" else _protocol_version(state, http)
     state.protocol_version = state.protocol_version or version  # for what the server sends on this session
@@ -104,7 +108,7 @@ def _request_message(responder: Responder, session: Session, method: str, meta: 
         method,
         params,
         _fields(params),
-        request_id=responder.request_id,
+        request_id=request_id,
         meta=meta,
         protocol_version=version,
         transport=transport,
@@ -112,9 +116,8 @@ def _request_message(responder: Responder, session: Session, method: str, meta: 
     )
 
 
-def _model_message(root: Any, session: Session, method: str, meta: object, request_id: object = None) -> Message:
-    """A message held as the SDK's model, with no transport metadata of its own: one a side sends, or a
-    notification it received (1.x drops a notification's metadata)."""
+def _sent_message(root: Any, session: Session, method: str, meta: object, request_id: object) -> Message:
+    """A request or notification a side sends, as the SDK's model."""
     params = _field(root, "params")
     state = session_state(session)
     return Message(
@@ -127,6 +130,52 @@ def _model_message(root: Any, session: Session, method: str, meta: object, reque
         transport=session_transport(state, client=_client(session)),
         session=state,
     )
+
+
+_NOTIFICATION_REQUESTS = "_opentelemetry_mcp_notification_requests"
+"""The attribute of a server session that holds the HTTP requests of the notifications it received and has not
+handled yet, by the notification's identity."""
+
+
+def _noting_notification_request(wrapped: Any, instance: ServerSession, args: Args, kwargs: Kwargs) -> Any:
+    """`ServerSession._received_notification(notification)`, in the session's receive loop: the HTTP request that
+    carried the notification, which 1.x does not hand on, is kept for its handling."""
+    guarded(
+        "noting a notification's HTTP request",
+        lambda: _note_notification_request(instance, argument(args, kwargs, 0, "notification")),
+        None,
+    )
+    return wrapped(*args, **kwargs)
+
+
+def _note_notification_request(session: ServerSession, notification: object) -> None:
+    http = _http_request(_receive_loop_metadata())
+    if http is not None:
+        pending = getattr(session, _NOTIFICATION_REQUESTS, None)
+        if pending is None:
+            pending = {}
+            setattr(session, _NOTIFICATION_REQUESTS, pending)
+        pending[id(notification)] = http
+
+
+def _receive_loop_metadata() -> object:
+    """The metadata of the message the session's receive loop is handling: its local `message` (a `SessionMessage`),
+    read off its frame, since the loop validates a notification into a new object without it and no hook sees
+    both."""
+    frame = sys._getframe(1)
+    for _ in range(8):
+        if frame is None:
+            return None
+        if frame.f_code.co_name == "_receive_loop":
+            return getattr(frame.f_locals.get("message"), "metadata", None)
+        frame = frame.f_back
+    return None
+
+
+def _notification_request(session: Session, notification: object) -> Any:
+    """The HTTP request that carried a notification the server session received, taken once."""
+    pending = getattr(session, _NOTIFICATION_REQUESTS, None)
+    return pending.pop(id(notification), None) if pending else None
 
 
 @dataclass(slots=True)
@@ -249,6 +298,13 @@ class Adapter(SdkAdapter):
                 "`_initialization_state`",
             ),
             Target(
+                "mcp.server.session",
+                "ServerSession._received_notification",
+                _noting_notification_request,
+                why="every notification a server session receives, in its receive loop, which still holds the HTTP "
+                "request that carried it (read off the loop's frame: its local `message`) and then drops it",
+            ),
+            Target(
                 "mcp.client.session",
                 "ClientSession._received_request",
                 wrappers.receiving(self._read_client_request, self._handle_request),
@@ -305,15 +361,18 @@ class Adapter(SdkAdapter):
         http = _http_request(responder.message_metadata)
         if not self._operations.traces_received(method, meta, http, session_state(session)):
             return None
-        return _request_message(responder, session, method, meta, http)
+        return _received_message(
+            responder.request.root, session, method, meta, request_id=responder.request_id, http=http
+        )
 
     def _read_notification(self, notification: Any, session: Session) -> Message | None:
         root = notification.root
         method = str(root.method)
         meta = _meta_fields(_field(_field(root, "params"), "meta"))
-        if not self._operations.traces_received(method, meta, None, session_state(session)):
+        http = _notification_request(session, notification)
+        if not self._operations.traces_received(method, meta, http, session_state(session)):
             return None
-        return _model_message(root, session, method, meta)
+        return _received_message(root, session, method, meta, request_id=None, http=http)
 
     def _read_handled_by_server(self, server: Server[Any, Any], args: Args, kwargs: Kwargs) -> Message | None:
         """`Server._handle_message(message, session, ...)`: a request's responder or a notification."""
@@ -351,7 +410,7 @@ class Adapter(SdkAdapter):
             return None
         # `send_request` takes the session's next id as its first step: the id this request will have
         request_id = getattr(session, "_request_id", None) if kind == "request" else None
-        return _model_message(root, session, str(root.method), meta, request_id)
+        return _sent_message(root, session, str(root.method), meta, request_id)
 
     def _handle_by_kind(self, message: Message, wrapped: Any, args: Args, kwargs: Kwargs) -> Any:
         """A notification's handling returns nothing to read; a request's is answered through its responder."""

@@ -225,6 +225,33 @@ def test_http_headers_of_each_request_then_of_initialize(instrumented: InMemoryS
     assert {dict(span.attributes or {}).get("mcp.session.id") for span in spans} == {session_id}
 
 
+@pytest.mark.parametrize("transport", ["streamable-http", "sse"])
+def test_a_notifications_own_header_comes_before_the_sessions(
+    instrumented: InMemorySpanExporter, transport: str
+) -> None:
+    """As for requests: the HTTP request that carried a notification, then the session's `initialize` context (mcp
+    1.x drops a notification's HTTP request in its receive loop; it is read there first)."""
+    session, header = Parent(), Parent()
+    app = (
+        sse_app(reference_app())
+        if transport == "sse"
+        else streamable_http_app(reference_app(), stateless=False, json_response=True)
+    )
+    with serving(app) as url:
+        peer: StreamableHttpPeer | SsePeer = StreamableHttpPeer(url) if transport != "sse" else SsePeer(url)
+        peer.initialize(traceparent=session.traceparent)
+        peer.notify("notifications/roots/list_changed", traceparent=header.traceparent)
+        peer.request("ping")
+        peer.notify("notifications/roots/list_changed")
+        peer.request("ping")
+        peer.close()
+    spans = ours(instrumented)
+    changes = named(spans, "notifications/roots/list_changed")
+    assert sorted(map(str, map(parent_of, changes))) == sorted([str(ids(header)), str(ids(session))])
+    assert parent_of(named(spans, "notifications/initialized")[0]) == ids(session)
+    assert all(dict(span.attributes or {})["client.address"] == "127.0.0.1" for span in changes)
+
+
 def test_stateless_http_uses_each_requests_headers(instrumented: InMemorySpanExporter) -> None:
     first, second = Parent(), Parent()
     with serving(streamable_http_app(reference_app(), stateless=True, json_response=True)) as url:

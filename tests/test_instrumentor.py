@@ -62,6 +62,7 @@ def patched_targets() -> list[tuple[Any, str]]:
             *transports,
             (Server, "_handle_message"),
             (ServerSession, "_received_request"),
+            (ServerSession, "_received_notification"),
             (ClientSession, "__init__"),
             (ClientSession, "_received_request"),
             (ClientSession, "_received_notification"),
