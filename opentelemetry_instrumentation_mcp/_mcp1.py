@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from types import MappingProxyType
+from types import FrameType, MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from mcp import types
@@ -162,7 +162,7 @@ def _receive_loop_metadata() -> object:
     """The metadata of the message the session's receive loop is handling: its local `message` (a `SessionMessage`),
     read off its frame, since the loop validates a notification into a new object without it and no hook sees
     both."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(8):
         if frame is None:
             return None
