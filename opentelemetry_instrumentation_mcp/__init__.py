@@ -76,14 +76,18 @@ class McpInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         adapter: type[SdkAdapter] = _adapter_module().Adapter
         durations = create_durations(meter)
         sides = create_sides(durations, adapter.read_fields, adapter.read_received_error, adapter.read_sent_error)
-        self._operations = Operations(tracer, sides, options(kwargs), *provider_checks(tracer, meter))
+        configured = options(kwargs)
+        self._operations = Operations(tracer, sides, configured, *provider_checks(tracer, meter))
         wrappers = Wrappers(self._operations, SessionDurations(durations))
         self._patcher = Patcher()
         self._frameworks = FrameworkPatch()
         try:
             targets = [
                 *adapter(wrappers).targets(),
-                *transport_targets(provider_flush(tracer_provider, meter_provider)),
+                *transport_targets(
+                    provider_flush(tracer_provider, meter_provider),
+                    inject_http_headers=configured.inject_http_headers,
+                ),
             ]
             self._patcher.apply(targets)
         except Exception:

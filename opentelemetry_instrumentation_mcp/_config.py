@@ -18,6 +18,7 @@ from opentelemetry_instrumentation_mcp.environment_variables import (
     OTEL_PYTHON_MCP_CONTENT_MAX_LENGTH,
     OTEL_PYTHON_MCP_EXCLUDED_METHODS,
     OTEL_PYTHON_MCP_INCOMING_CONTEXT,
+    OTEL_PYTHON_MCP_INJECT_HTTP_HEADERS,
     OTEL_PYTHON_MCP_REQUEST_HOOK,
     OTEL_PYTHON_MCP_RESPONSE_HOOK,
 )
@@ -40,6 +41,7 @@ class Options:
     content_max_length: int = DEFAULT_CONTENT_MAX_LENGTH
     request_hook: Hook | None = None
     response_hook: Hook | None = None
+    inject_http_headers: bool = True
 
 
 def _option(kwargs: Mapping[str, Any], argument: str, variable: str, parse: Callable[[Any], T], default: T) -> T:
@@ -77,15 +79,25 @@ spans. This package emits no events: `EVENT_ONLY` records nothing. util-genai it
 releases that know these modes require opentelemetry-api 1.43, above this package's lower bound."""
 
 
-def _capture_content(value: Any) -> bool:
-    """Whether to record content on spans: `true`/`false` (and 1/0, yes/no, on/off), or a util-genai mode."""
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def _boolean(value: Any) -> bool:
+    """`true`/`false` (and 1/0, yes/no, on/off), any case."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError("not true or false")
+
+
+def _capture_content(value: Any) -> bool:
+    """Whether to record content on spans: `true`/`false` (and 1/0, yes/no, on/off), or a util-genai mode."""
+    text = str(value).strip().lower()
+    if isinstance(value, bool) or text in _TRUE or text in _FALSE:
+        return _boolean(value)
     if text in _CAPTURE_MODES:
         return _CAPTURE_MODES[text]
     raise ValueError("not true, false, " + ", ".join(mode.upper() for mode in _CAPTURE_MODES))
@@ -123,4 +135,5 @@ def options(kwargs: Mapping[str, Any]) -> Options:
         ),
         request_hook=_option(kwargs, "request_hook", OTEL_PYTHON_MCP_REQUEST_HOOK, _hook, None),
         response_hook=_option(kwargs, "response_hook", OTEL_PYTHON_MCP_RESPONSE_HOOK, _hook, None),
+        inject_http_headers=_option(kwargs, "inject_http_headers", OTEL_PYTHON_MCP_INJECT_HTTP_HEADERS, _boolean, True),
     )

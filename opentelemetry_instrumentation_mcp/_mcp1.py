@@ -9,8 +9,8 @@ a request through its `RequestResponder`, not by returning the result: the answe
 
 Sent: every request and notification, from either side, passes `BaseSession.send_request` / `send_notification`,
 which dump the message to JSON; the message is handed to them behind a proxy whose dump carries the context in
-`params._meta`, so the caller's own object is never changed. The HTTP client transports post each message in the
-context its `_meta` carries (2.x does so itself).
+`params._meta`, so the caller's own object is never changed. (The HTTP client transports post each message in the
+task of the transport: `_transport` moves the POST into the message's context.)
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from mcp.server.session import InitializationState, ServerSession
 from mcp.shared.exceptions import McpError
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.session import BaseSession, RequestResponder
-from opentelemetry import context as context_api
-from opentelemetry.context import Context
 from pydantic import RootModel
 from wrapt import ObjectProxy
 
@@ -38,8 +36,8 @@ from opentelemetry_instrumentation_mcp._conventions import UNKNOWN_EXCEPTION
 from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._message import Message, SessionState, session_state
 from opentelemetry_instrumentation_mcp._operation import Operation, carried_error_reader
-from opentelemetry_instrumentation_mcp._patching import Target, Wrapper, argument
-from opentelemetry_instrumentation_mcp._propagation import extract, inject_into_params
+from opentelemetry_instrumentation_mcp._patching import Target, argument
+from opentelemetry_instrumentation_mcp._propagation import inject_into_params
 from opentelemetry_instrumentation_mcp._transport import request_transport, session_transport
 from opentelemetry_instrumentation_mcp._wrappers import Args, Kwargs, SdkAdapter, noting_client_transport
 
@@ -235,40 +233,6 @@ def _inject(message: Message, args: Args, kwargs: Kwargs, carrier: Mapping[str, 
     return args, {**kwargs, name: _CarryingContext(kwargs[name], carrier)}
 
 
-def _message_context(params: object) -> Context | None:
-    """The context a message's dumped `params._meta` carries: what its CLIENT operation put there."""
-    return extract(params.get("_meta") if isinstance(params, Mapping) else None, Context())
-
-
-def _streamable_http_posted_params(args: Args, kwargs: Kwargs) -> object:
-    """`StreamableHTTPTransport._handle_post_request(ctx)`: the params of the message it posts."""
-    return getattr(argument(args, kwargs, 0, "ctx").session_message.message.root, "params", None)
-
-
-def _sse_posted_params(args: Args, kwargs: Kwargs) -> object:
-    """`request_within_origin(client, "POST", url, json=...)` of the SSE client: the params of the message it posts."""
-    body = kwargs.get("json")
-    return body.get("params") if isinstance(body, Mapping) else None
-
-
-def _posting_in_message_context(params_of: Callable[[Args, Kwargs], object]) -> Wrapper:
-    """A wrapper of a client transport's step that posts one message (in the transport's task, opened once for the
-    session): the step runs in the context the message carries, so that an instrumented HTTP client's span nests
-    under the message's CLIENT span, and its headers agree with `_meta`."""
-
-    async def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        context = guarded("reading a message's context", lambda: _message_context(params_of(args, kwargs)), None)
-        if context is None:
-            return await wrapped(*args, **kwargs)
-        token = context_api.attach(context)
-        try:
-            return await wrapped(*args, **kwargs)
-        finally:
-            context_api.detach(token)
-
-    return wrapper
-
-
 class Adapter(SdkAdapter):
     """The targets of mcp 1.x and how to read what passes them."""
 
@@ -337,21 +301,6 @@ class Adapter(SdkAdapter):
             Target("mcp.shared.session", "BaseSession.__aenter__", session_entered, why="a session starts"),
             Target(
                 "mcp.shared.session", "BaseSession.__aexit__", session_exited, why="a session ends, however it ends"
-            ),
-            # the client transports' steps that post a message; a release that lacks one posts from elsewhere
-            Target(
-                "mcp.client.streamable_http",
-                "StreamableHTTPTransport._handle_post_request",
-                _posting_in_message_context(_streamable_http_posted_params),
-                optional=True,
-                why="posts one message, in the task of the transport, not of the message",
-            ),
-            Target(
-                "mcp.client.sse",
-                "request_within_origin",
-                _posting_in_message_context(_sse_posted_params),
-                optional=True,
-                why="posts one message of the SSE client, in the task of the transport, not of the message",
             ),
         ]
 

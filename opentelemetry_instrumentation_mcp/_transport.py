@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from opentelemetry import context as context_api
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
 from opentelemetry.semconv.attributes.network_attributes import (
@@ -49,7 +50,7 @@ from opentelemetry_instrumentation_mcp._message import (
     Transport,
 )
 from opentelemetry_instrumentation_mcp._patching import Target, Wrapper, argument
-from opentelemetry_instrumentation_mcp._propagation import extract, has_span
+from opentelemetry_instrumentation_mcp._propagation import carrier_for, extract, has_span
 from opentelemetry_instrumentation_mcp._providers import flush_in_worker_thread
 
 _PIPE: Attributes = {NETWORK_TRANSPORT: NetworkTransportValues.PIPE.value}
@@ -214,6 +215,75 @@ def _flushing_at_exit(flush: Callable[[], None], *, stdio: bool = False) -> Wrap
     return wrapper
 
 
+_posted_context: ContextVar[Context | None] = ContextVar("opentelemetry_mcp_posted_context", default=None)
+"""While a client transport posts one message: the context that message carries, for the POST's headers."""
+
+
+def _streamable_http_posted_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+    """`StreamableHTTPTransport._handle_post_request(ctx)`: the params of the message it posts (a `JSONRPCMessage`
+    on 1.x, whose `root` is the message; the message itself on 2.x)."""
+    message = argument(args, kwargs, 0, "ctx").session_message.message
+    return getattr(getattr(message, "root", message), "params", None)
+
+
+def _sse_posted_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+    """`request_within_origin(client, "POST", url, json=...)` of the SSE client: the params of the message it posts."""
+    body = kwargs.get("json") if argument(args, kwargs, 1, "method") == "POST" else None
+    return body.get("params") if isinstance(body, Mapping) else None
+
+
+def _posted_message_context(params: object) -> Context | None:
+    """The context a posted message's `params._meta` carries: what its CLIENT operation put there."""
+    return extract(params.get("_meta") if isinstance(params, Mapping) else None, Context())
+
+
+def _posting_in_message_context(
+    params_of: Callable[[tuple[Any, ...], dict[str, Any]], object], *, headers: bool, headers_argument: bool
+) -> Wrapper:
+    """A wrapper of a client transport's step that posts one message: the POST runs in the context the message
+    carries (mcp 1.x posts in the transport's own task, opened once for the session), so that an instrumented HTTP
+    client's span nests under the message's CLIENT span; and, with `headers`, its headers carry that context, through
+    the transport's headers method (`_adding_context_headers`) or, with `headers_argument`, its `headers=`."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        context = guarded("reading a message's context", lambda: _posted_message_context(params_of(args, kwargs)), None)
+        if context is None:
+            return await wrapped(*args, **kwargs)
+        if headers and headers_argument:
+            kwargs = guarded("adding trace context headers", lambda: _with_headers(kwargs, context), kwargs)
+        current = trace.get_current_span().get_span_context().span_id
+        token = None if current == _span_id(context) else context_api.attach(context)
+        posting = _posted_context.set(context) if headers and not headers_argument else None
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            if posting is not None:
+                _posted_context.reset(posting)
+            if token is not None:
+                context_api.detach(token)
+
+    return wrapper
+
+
+def _span_id(context: Context) -> int:
+    return trace.get_current_span(context).get_span_context().span_id
+
+
+def _with_headers(kwargs: dict[str, Any], context: Context) -> dict[str, Any]:
+    return {**kwargs, "headers": {**(kwargs.get("headers") or {}), **(carrier_for(context) or {})}}
+
+
+def _adding_context_headers(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The streamable HTTP client transport's headers method: for the POST of a message that carries a context,
+    the headers carry it too, as the propagators write it (an instrumented HTTP client's own span, where one is
+    active, writes its own over them). The session's other requests (its GET stream, its DELETE) are unchanged."""
+    headers = wrapped(*args, **kwargs)
+    context = _posted_context.get()
+    if context is not None and isinstance(headers, dict):
+        guarded("adding trace context headers", lambda: headers.update(carrier_for(context) or {}), None)
+    return headers
+
+
 def _noting_client_transport(transport: Callable[[tuple[Any, ...]], ClientTransport]) -> Wrapper:
     """A wrapper of a step of a client transport: notes the transport for the next session."""
 
@@ -273,9 +343,43 @@ _CLIENT_STEPS = (
 )
 
 
-def transport_targets(flush: Callable[[], None]) -> list[Target]:
-    """What tells the transport of a message, on both sides and both SDK generations, and what ends a server's
-    sessions."""
+def _posting_targets(headers: bool) -> list[Target]:
+    """The client transports' steps that post one message, and, with `headers`, their headers methods (named three
+    ways across 1.x releases)."""
+    headers_methods = ("_prepare_headers", "_prepare_request_headers", "_update_headers_with_session")
+    return [
+        Target(
+            "mcp.client.streamable_http",
+            "StreamableHTTPTransport._handle_post_request",
+            _posting_in_message_context(_streamable_http_posted_params, headers=headers, headers_argument=False),
+            why="posts one message: on 1.x in the task of the transport, not of the message",
+        ),
+        Target(
+            "mcp.client.sse",
+            "request_within_origin",
+            _posting_in_message_context(_sse_posted_params, headers=headers, headers_argument=True),
+            optional=True,
+            why="posts one message of the SSE client (releases that post through it); its other requests pass as "
+            "they are",
+        ),
+        *(
+            Target(
+                "mcp.client.streamable_http",
+                f"StreamableHTTPTransport.{method}",
+                _adding_context_headers,
+                optional=True,
+                why="builds the headers of every request of the transport; only the POST of a message gets ours",
+            )
+            for method in headers_methods
+            if headers
+        ),
+    ]
+
+
+def transport_targets(flush: Callable[[], None], *, inject_http_headers: bool) -> list[Target]:
+    """What tells the transport of a message, on both sides and both SDK generations, what moves the POST of a
+    message into its context (and, with `inject_http_headers`, adds that context to the POST's headers), and what
+    ends a server's sessions."""
     module_name, name = _STDIO_SERVER
     original = getattr(importlib.import_module(module_name), name, None)
     reexports = [
@@ -313,4 +417,5 @@ def transport_targets(flush: Callable[[], None]) -> list[Target]:
             why="an SSE session ends with it: the flush",
         ),
         *_CLIENT_STEPS,
+        *_posting_targets(inject_http_headers),
     ]

@@ -41,3 +41,11 @@ OTEL_PYTHON_MCP_RESPONSE_HOOK = "OTEL_PYTHON_MCP_RESPONSE_HOOK"
 `module:function` called as `function(span, method, result)` before an MCP operation's span ends; `result`
 is the result as JSON-like data, or None when there is none. Argument: `response_hook=` (the callable).
 """
+
+OTEL_PYTHON_MCP_INJECT_HTTP_HEADERS = "OTEL_PYTHON_MCP_INJECT_HTTP_HEADERS"
+"""
+`true` (default) or `false`: whether the HTTP request a client sends to carry a message (a streamable HTTP or SSE
+`POST`) carries the message's trace context in its headers too (`traceparent`...), for servers and gateways that
+read only HTTP headers; an instrumented HTTP client's own span, where one is active, writes its header over ours.
+Argument: `inject_http_headers=`.
+"""

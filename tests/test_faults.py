@@ -122,8 +122,10 @@ STEPS_OF_OURS = [
     "_transport._url_attributes",  # inside the SDK's HTTP client transport's constructor
     "_transport._note_request",  # inside the SDK's server transport's request entry
     "_transport.extract",
+    "_transport._posted_message_context",  # the client transport's POST of a message
+    "_transport.carrier_for",  # the POST's headers
     *(
-        ["_mcp1._message_context", "_mcp1._root"]
+        ["_mcp1._receive_loop_metadata", "_mcp1._root"]
         if MCP1
         else ["_mcp2._share_connection_state", "_mcp2.Adapter._read_sent", "_mcp2._inject"]
     ),

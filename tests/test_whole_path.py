@@ -18,7 +18,7 @@ from opentelemetry_instrumentation_mcp import McpInstrumentor
 from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver, ReceivedSpan
 from support.apps import reference_app
 from support.compat import MCP1, read_timeout, sse_app, streamable_http_app
-from support.peers import serving
+from support.peers import RequestRecorder, serving
 from support.processes import HttpServer, demo_module, otlp_env
 from support.sessions import connected, stdio_parameters
 from support.spans import child_of, one, ours
@@ -206,13 +206,9 @@ async def test_the_http_request_carrying_a_message_runs_under_its_client_span(
 ) -> None:
     if transport == "sse" and MCP1 and not hasattr(importlib.import_module("mcp.client.sse"), "request_within_origin"):
         pytest.skip("this 1.x SSE client posts from a closure of its own, with no step to run in the message's context")
-    app = (
-        sse_app(reference_app())
-        if transport == "sse"
-        else streamable_http_app(reference_app(), stateless=False, json_response=True)
-    )
-    with serving(app) as url:
-        async with connected(transport, f"{url}/sse" if transport == "sse" else f"{url}/mcp") as session:
+    recorder, path = message_app(transport)
+    with serving(recorder) as url:
+        async with connected(transport, f"{url}{path}") as session:
             # the session was opened outside the agent's turn, as agents do: the turn's calls come later
             with trace.get_tracer("agent").start_as_current_span("agent turn"):
                 await session.call_tool("add", {"a": 1, "b": 2})
@@ -220,8 +216,63 @@ async def test_the_http_request_carrying_a_message_runs_under_its_client_span(
     call = one(ours(instrumented), "tools/call add", SpanKind.CLIENT)
     posts = [span for span in spans if span.kind is SpanKind.CLIENT and span.name.startswith("POST")]
     # one POST (older httpx instrumentations make two spans of it)
-    assert {post.name for post in posts if child_of(post, call)} == {"POST"}
+    under_call = [post for post in posts if child_of(post, call)]
+    assert {post.name for post in under_call} == {"POST"}
     assert child_of(one(ours(instrumented), "tools/call add", SpanKind.SERVER), call)
+    # the header that went is the HTTP client span's own, beneath the message's CLIENT span
+    [header] = [headers["traceparent"] for headers, message in recorder.posted() if message["method"] == "tools/call"]
+    assert int(header.split("-")[2], 16) in {post.context.span_id for post in under_call}
+
+
+def message_app(transport: str) -> tuple[RequestRecorder, str]:
+    """The reference app behind a recorder of the HTTP requests it receives, and the path its client connects to."""
+    if transport == "sse":
+        return RequestRecorder(sse_app(reference_app())), "/sse"
+    return RequestRecorder(streamable_http_app(reference_app(), stateless=False, json_response=True)), "/mcp"
+
+
+def posts_sse_through_a_hook(transport: str) -> bool:
+    """Whether this release's SSE client posts through `request_within_origin`, which takes the headers; older ones
+    post from a closure of their own."""
+    return transport != "sse" or hasattr(importlib.import_module("mcp.client.sse"), "request_within_origin")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_the_post_of_a_message_carries_its_context_in_its_headers(
+    instrumented: InMemorySpanExporter, transport: str
+) -> None:
+    """With no HTTP client instrumentation: for servers and gateways that read only HTTP headers, the POST that
+    carries a message has the message's own `traceparent`; the session's other requests have none."""
+    if not posts_sse_through_a_hook(transport):
+        pytest.skip("this release's SSE client posts from a closure of its own, with no step to add headers to")
+    recorder, path = message_app(transport)
+    with serving(recorder) as url:
+        async with connected(transport, f"{url}{path}") as session:
+            with trace.get_tracer("agent").start_as_current_span("agent turn"):
+                await session.call_tool("add", {"a": 1, "b": 2})
+    posted = recorder.posted()
+    assert {"initialize", "notifications/initialized", "tools/call"} <= {message["method"] for _, message in posted}
+    for headers, message in posted:
+        assert headers.get("traceparent") == message["params"]["_meta"]["traceparent"], message["method"]
+    call = one(ours(instrumented), "tools/call add", SpanKind.CLIENT)
+    [header] = [headers["traceparent"] for headers, message in posted if message["method"] == "tools/call"]
+    assert header.split("-")[1:3] == [format(call.context.trace_id, "032x"), format(call.context.span_id, "016x")]
+    assert recorder.others()
+    assert [headers.get("traceparent") for _, headers in recorder.others()] == [None] * len(recorder.others())
+
+
+@pytest.mark.anyio
+async def test_the_post_of_a_message_keeps_its_headers_as_they_were_when_told(instrument: Any) -> None:
+    instrument(inject_http_headers=False)
+    recorder, path = message_app("http")
+    with serving(recorder) as url:
+        async with connected("http", f"{url}{path}") as session:
+            await session.call_tool("add", {"a": 1, "b": 2})
+    posted = recorder.posted()
+    assert "tools/call" in [message["method"] for _, message in posted]
+    assert all("traceparent" in message["params"]["_meta"] for _, message in posted)
+    assert [headers.get("traceparent") for headers, _ in posted] == [None] * len(posted)
 
 
 @pytest.mark.anyio

@@ -305,6 +305,38 @@ def serving(asgi_app: Any) -> Iterator[str]:
         thread.join(10)
 
 
+class RequestRecorder:
+    """An ASGI middleware that records every HTTP request an app receives: method, headers, body."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.requests: list[tuple[str, dict[str, str], bytearray]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        self.requests.append((scope["method"], headers, body))
+
+        async def recording() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                body.extend(message.get("body", b""))
+            return message
+
+        await self.app(scope, recording, send)
+
+    def posted(self) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        """The headers and JSON-RPC message of every POST that carried one."""
+        return [(headers, json.loads(body)) for method, headers, body in self.requests if method == "POST" and body]
+
+    def others(self) -> list[tuple[str, dict[str, str]]]:
+        """The method and headers of every other request (the GET stream, the DELETE)."""
+        return [(method, headers) for method, headers, _ in self.requests if method != "POST"]
+
+
 def sse_messages(text: str) -> list[dict[str, Any]]:
     """The JSON-RPC messages in an SSE body."""
     return [
