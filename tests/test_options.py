@@ -195,6 +195,7 @@ async def test_hooks_by_environment_and_a_raising_hook(
         ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "perhaps"),
         ("OTEL_PYTHON_MCP_REQUEST_HOOK", "no.such.module:hook"),
         ("OTEL_PYTHON_MCP_INCOMING_CONTEXT", "whatever"),
+        ("OTEL_PYTHON_MCP_INJECT_HTTP_HEADERS", "sometimes"),
     ],
 )
 async def test_a_bad_value_warns_once_and_falls_back(

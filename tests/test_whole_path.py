@@ -263,8 +263,15 @@ async def test_the_post_of_a_message_carries_its_context_in_its_headers(
 
 
 @pytest.mark.anyio
-async def test_the_post_of_a_message_keeps_its_headers_as_they_were_when_told(instrument: Any) -> None:
-    instrument(inject_http_headers=False)
+@pytest.mark.parametrize("how", ["argument", "environment"])
+async def test_the_post_of_a_message_keeps_its_headers_as_they_were_when_told(
+    instrument: Any, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    if how == "argument":
+        instrument(inject_http_headers=False)
+    else:
+        monkeypatch.setenv("OTEL_PYTHON_MCP_INJECT_HTTP_HEADERS", " False ")
+        instrument()
     recorder, path = message_app("http")
     with serving(recorder) as url:
         async with connected("http", f"{url}{path}") as session:
