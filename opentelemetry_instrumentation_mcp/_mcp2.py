@@ -11,7 +11,8 @@ Sent: every request and notification, from either side, leaves through a dispatc
 dispatch context that sends itself (the single-exchange HTTP dispatch, in-process dispatch). A server's dispatcher
 and those contexts hold the state of the session they send on. The context goes into a copy of the params; the
 SDK's own client span and injection, which `JSONRPCDispatcher` takes by name from `mcp.shared._otel`, are replaced
-in that module by no-ops.
+in that module by no-ops. In process (`DirectDispatcher`) nothing carries the context: the peer handles the message
+in the sender's task, where the receiving side reads the current context as the message's own.
 
 `Server.middleware`, the one public hook on this path, is not used for the SERVER span: it sees neither the
 connection (the session's state) nor what a client receives, and a server may drop the SDK's own middleware.
@@ -28,9 +29,11 @@ from typing import Any
 from mcp.client.session import ClientSession
 from mcp.server.connection import Connection
 from mcp.server.runner import ServerRunner
+from mcp.shared.direct_dispatcher import DIRECT_TRANSPORT_KIND
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
 from mcp_types import CONNECTION_CLOSED, PROTOCOL_VERSION_META_KEY, REQUEST_TIMEOUT
+from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
@@ -38,7 +41,7 @@ from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._message import Message, session_state, share_state
 from opentelemetry_instrumentation_mcp._operation import JsonRpcError, carried_error_reader
 from opentelemetry_instrumentation_mcp._patching import Target, argument
-from opentelemetry_instrumentation_mcp._propagation import inject_into_params
+from opentelemetry_instrumentation_mcp._propagation import carrier_for, inject_into_params
 from opentelemetry_instrumentation_mcp._transport import request_transport, session_transport
 from opentelemetry_instrumentation_mcp._wrappers import (
     Args,
@@ -64,6 +67,15 @@ def _fields(value: object) -> Mapping[str, Any]:
     if type(value) is dict:  # what the SDK holds, checked first: an ABC's isinstance is slower
         return value
     return value if isinstance(value, Mapping) else _NO_FIELDS
+
+
+def _with_current_context(meta: object) -> object:
+    """The `_meta` of a message dispatched in process, with the context it was sent in, which is this task's current
+    one (the sender's CLIENT span): it is read as the message's own, since nothing carries it in `_meta`."""
+    carrier = carrier_for(context_api.get_current())
+    if carrier is None:
+        return meta
+    return {**meta, **carrier} if isinstance(meta, Mapping) else carrier
 
 
 def _bind_message(dctx: Any, method: str, params: object = None) -> tuple[Any, str, object]:
@@ -164,6 +176,9 @@ class Adapter(SdkAdapter):
         received_by_client = wrappers.receiving(self._read_received_by_client)
         sent_requests = wrappers.sending(partial(self._read_sent, True), _inject, request=True)
         sent_notifications = wrappers.sending(partial(self._read_sent, False), _inject, request=False)
+        # in process the peer handles the message in this task, in the current context: nothing to carry
+        in_process_requests = wrappers.sending(partial(self._read_sent, True), None, request=True)
+        in_process_notifications = wrappers.sending(partial(self._read_sent, False), None, request=False)
         session_entered, session_exited = wrappers.timing_sessions(self._end_client_session)
         sends = "reads the dispatcher's session state, set by `JSONRPCDispatcher.run` or the session it serves"
         return [
@@ -194,12 +209,12 @@ class Adapter(SdkAdapter):
             ),
             *(
                 Target(module, f"{sender}.{method}", wrapper, why=sends)
-                for module, sender in (
-                    (_DISPATCHER, "JSONRPCDispatcher"),
-                    (_DIRECT, "DirectDispatcher"),
-                    (_DIRECT, "_DirectDispatchContext"),
+                for module, sender, request, notification in (
+                    (_DISPATCHER, "JSONRPCDispatcher", sent_requests, sent_notifications),
+                    (_DIRECT, "DirectDispatcher", in_process_requests, in_process_notifications),
+                    (_DIRECT, "_DirectDispatchContext", in_process_requests, in_process_notifications),
                 )
-                for method, wrapper in (("send_raw_request", sent_requests), ("notify", sent_notifications))
+                for method, wrapper in (("send_raw_request", request), ("notify", notification))
             ),
             Target(
                 _MODERN_HTTP,
@@ -289,6 +304,8 @@ class Adapter(SdkAdapter):
             share_state(dctx, state)
         fields = _fields(params)
         meta = fields.get("_meta")
+        if getattr(dctx.transport, "kind", None) == DIRECT_TRANSPORT_KIND:
+            meta = _with_current_context(meta)
         request = getattr(dctx.message_metadata, "request_context", None)  # the HTTP request that carried it
         if not self._operations.traces_received(method, meta, request, state):
             return None

@@ -3,7 +3,8 @@ passed on), and flushing them when a server ends."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from time import monotonic
 
 import anyio
@@ -59,29 +60,41 @@ def provider_checks(tracer: Tracer, meter: Meter) -> tuple[Callable[[], bool], C
     return records, _checked_until_true(lambda: _measures(meter), proxied=meter_proxy, traces=False)
 
 
-FLUSH_SECONDS = 5.0
-"""How long a server's end may wait for its telemetry to be exported, all providers together."""
+FLUSH_PATIENCE = 0.9
+"""How long a server's end waits for the providers' flush. A flush that takes longer has an exporter that cannot reach
+its backend and retries for longer (the SDK's own shutdown at exit waits for it anyway): the server ends without
+waiting further, so that its exit takes at most this much longer than the SDK alone makes it take."""
 
 
-def provider_flush(tracer_provider: object, meter_provider: object) -> Callable[[], None]:
-    """A function that flushes the tracer and meter providers in use (those given to `instrument()`, else the
-    global ones) within `FLUSH_SECONDS`."""
+def provider_flush(tracer_provider: object, meter_provider: object) -> Callable[[], Awaitable[None]]:
+    """A function that flushes the tracer and meter providers in use (those given to `instrument()`, else the global
+    ones), one after the other, each in a daemon thread of its own (an exporter may block), for at most
+    `FLUSH_PATIENCE` in all, even while the caller is cancelled. A flush not done by then goes on, for the SDK's
+    shutdown to wait for or the process's end to stop, and the next is not started: its exporter would most likely
+    be stuck too, and the SDK's shutdown would then export the same data again."""
 
-    def flush() -> None:
-        deadline = monotonic() + FLUSH_SECONDS
-        for provider in (
-            tracer_provider or trace.get_tracer_provider(),
-            meter_provider or metrics.get_meter_provider(),
-        ):
-            force_flush = getattr(provider, "force_flush", None)
-            remaining = int((deadline - monotonic()) * 1000)
-            if callable(force_flush) and remaining > 0:
-                force_flush(timeout_millis=remaining)
+    async def flush() -> None:
+        providers = (tracer_provider or trace.get_tracer_provider(), meter_provider or metrics.get_meter_provider())
+        deadline = monotonic() + FLUSH_PATIENCE
+        with anyio.CancelScope(shield=True):
+            for provider in providers:
+                force_flush = getattr(provider, "force_flush", None)
+                if not callable(force_flush):
+                    continue
+                finished = _start_in_daemon_thread(force_flush)
+                if not await anyio.to_thread.run_sync(finished.wait, max(0.0, deadline - monotonic())):
+                    return
 
     return flush
 
 
-async def flush_in_worker_thread(flush: Callable[[], None]) -> None:
-    """Run `flush` in a worker thread (an exporter may block), to its end even while the caller is cancelled."""
-    with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(guarded, "flushing the providers", flush, None)
+def _start_in_daemon_thread(function: Callable[[], object]) -> threading.Event:
+    """Start `function` in a daemon thread of its own; the event is set when it has finished."""
+    finished = threading.Event()
+
+    def run() -> None:
+        guarded("flushing the providers", function, None)
+        finished.set()
+
+    threading.Thread(target=run, name="mcp-opentelemetry flush", daemon=True).start()
+    return finished

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import suppress
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -51,7 +51,6 @@ from opentelemetry_instrumentation_mcp._message import (
 )
 from opentelemetry_instrumentation_mcp._patching import Target, Wrapper, argument
 from opentelemetry_instrumentation_mcp._propagation import carrier_for, extract, has_span
-from opentelemetry_instrumentation_mcp._providers import flush_in_worker_thread
 
 _PIPE: Attributes = {NETWORK_TRANSPORT: NetworkTransportValues.PIPE.value}
 _STDIO = Transport(_PIPE)
@@ -178,7 +177,7 @@ class _FlushingAtExit:
     it, so that a server stopped right after (its client kills it, uvicorn re-raises SIGTERM) loses nothing. The
     body of `stdio_server()` runs marked as served over a pipe."""
 
-    def __init__(self, manager: Any, flush: Callable[[], None], *, stdio: bool) -> None:
+    def __init__(self, manager: Any, flush: Callable[[], Awaitable[None]], *, stdio: bool) -> None:
         self._manager = manager
         self._flush = flush
         self._stdio = stdio
@@ -199,12 +198,12 @@ class _FlushingAtExit:
                 with suppress(ValueError):  # exited in another context than it was entered in
                     _serving_stdio.reset(self._token)
             try:
-                await flush_in_worker_thread(self._flush)
+                await self._flush()
             except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
                 report("flushing the providers", error)
 
 
-def _flushing_at_exit(flush: Callable[[], None], *, stdio: bool = False) -> Wrapper:
+def _flushing_at_exit(flush: Callable[[], Awaitable[None]], *, stdio: bool = False) -> Wrapper:
     """A wrapper of a function returning one of the SDK's server context managers: see `_FlushingAtExit`."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _FlushingAtExit:
@@ -376,7 +375,7 @@ def _posting_targets(headers: bool) -> list[Target]:
     ]
 
 
-def transport_targets(flush: Callable[[], None], *, inject_http_headers: bool) -> list[Target]:
+def transport_targets(flush: Callable[[], Awaitable[None]], *, inject_http_headers: bool) -> list[Target]:
     """What tells the transport of a message, on both sides and both SDK generations, what moves the POST of a
     message into its context (and, with `inject_http_headers`, adds that context to the POST's headers), and what
     ends a server's sessions."""

@@ -106,9 +106,10 @@ class Wrappers:
             operation.record_result(result)
             return result
 
-    def sending(self, read: Read, inject: Inject, *, request: bool) -> Wrapper:
+    def sending(self, read: Read, inject: Inject | None, *, request: bool) -> Wrapper:
         """A wrapper of a step that sends one request (else notification): it is sent inside its CLIENT operation,
-        with the operation's context in its `params._meta`, or as it is when `read` gives no message."""
+        with the operation's context in its `params._meta` (by `inject`; None where nothing is carried: in-process,
+        the context travels as the current one), or as it is when `read` gives no message."""
         return self._wrapper(read, partial(self.send, inject=inject, request=request))
 
     def _wrapper(self, read: Read, run: Handle) -> Wrapper:
@@ -130,17 +131,18 @@ class Wrappers:
         return wrapper
 
     async def send(
-        self, message: Message, wrapped: Any, args: Args, kwargs: Kwargs, *, inject: Inject, request: bool
+        self, message: Message, wrapped: Any, args: Args, kwargs: Kwargs, *, inject: Inject | None, request: bool
     ) -> Any:
         """Send a message inside its CLIENT operation, which the message's `params._meta` carries; a request's
         operation learns the request's id if the SDK gives it as it sends it, and its result."""
         with self.operations.start_client(message) as operation:
-            try:
-                carrier = operation.carrier()
-                if carrier is not None:
-                    args, kwargs = inject(message, args, kwargs, carrier)
-            except Exception as error:  # noqa: BLE001
-                report("injecting trace context", error)
+            if inject is not None:
+                try:
+                    carrier = operation.carrier()
+                    if carrier is not None:
+                        args, kwargs = inject(message, args, kwargs, carrier)
+                except Exception as error:  # noqa: BLE001
+                    report("injecting trace context", error)
             if not request:
                 return await wrapped(*args, **kwargs)
             token = _request_being_sent.set(operation) if operation.recording and message.request_id is None else None

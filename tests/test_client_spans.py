@@ -8,7 +8,8 @@ from typing import Any
 import anyio
 import pytest
 from mcp import types
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -268,3 +269,64 @@ async def test_in_process_requests_have_their_ids(instrumented: InMemorySpanExpo
     server_span = one(spans, "tools/call add", SpanKind.SERVER)
     request_id = dict(client_span.attributes or {})["jsonrpc.request.id"]
     assert request_id == dict(server_span.attributes or {})["jsonrpc.request.id"]
+    # in process the context is the current one: the server's span is still the child of the client's
+    assert child_of(server_span, client_span)
+
+
+@pytest.mark.skipif(MCP1, reason="mcp 2.x's in-process dispatch")
+async def test_in_process_messages_go_as_written(instrumented: InMemorySpanExporter) -> None:
+    """In process nothing carries the context (the peer handles a message in the sender's task): params go exactly
+    as written, absent ones stay absent, in both directions."""
+    from mcp.shared.direct_dispatcher import create_direct_dispatcher_pair
+
+    received: list[tuple[str, Any]] = []
+
+    async def server_on_request(ctx: Any, method: str, params: Any) -> dict[str, Any]:
+        received.append((method, params))
+        await ctx.send_raw_request("ping", None)  # back to the client, through the dispatch context
+        await ctx.notify("notifications/message", None)
+        return {}
+
+    async def client_on_request(ctx: Any, method: str, params: Any) -> dict[str, Any]:
+        received.append((method, params))
+        return {}
+
+    async def on_notify(ctx: Any, method: str, params: Any) -> None:
+        received.append((method, params))
+
+    client, server = create_direct_dispatcher_pair()
+    async with anyio.create_task_group() as group:
+        await group.start(server.run, server_on_request, on_notify)
+        await group.start(client.run, client_on_request, on_notify)
+        with trace.get_tracer("agent").start_as_current_span("agent turn"):
+            await client.send_raw_request("tools/list", None)
+            await client.notify("notifications/initialized", None)
+            await client.send_raw_request("tools/call", {"name": "add"})
+        client.close()
+        server.close()
+    assert received == [
+        ("tools/list", None),
+        ("ping", None),
+        ("notifications/message", None),
+        ("notifications/initialized", None),
+        ("tools/call", {"name": "add"}),
+        ("ping", None),
+        ("notifications/message", None),
+    ]
+    assert {span.name for span in ours(instrumented)} >= {"tools/list", "ping", "tools/call add"}
+
+
+async def test_a_message_with_nothing_to_carry_goes_as_written(instrument: Any) -> None:
+    """No context to send (`OTEL_PROPAGATORS=none`): a request without params goes without params."""
+    instrument()
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator([]))
+    try:
+        async with wire_client() as (session, wire):
+            with trace.get_tracer("agent").start_as_current_span("agent turn"):
+                await session.send_ping()
+                await session.send_roots_list_changed()
+    finally:
+        propagate.set_global_textmap(previous)
+    assert "params" not in wire.last("ping")
+    assert "params" not in wire.last("notifications/roots/list_changed")

@@ -4,6 +4,7 @@ in one trace; in process and across processes started under `opentelemetry-instr
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import anyio
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -18,7 +20,7 @@ from opentelemetry_instrumentation_mcp import McpInstrumentor
 from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver, ReceivedSpan
 from support.apps import reference_app
 from support.compat import MCP1, read_timeout, sse_app, streamable_http_app
-from support.peers import RequestRecorder, serving
+from support.peers import RequestRecorder, StreamableHttpPeer, serving
 from support.processes import HttpServer, demo_module, otlp_env
 from support.sessions import connected, stdio_parameters
 from support.spans import child_of, one, ours
@@ -280,6 +282,35 @@ async def test_the_post_of_a_message_keeps_its_headers_as_they_were_when_told(
     assert "tools/call" in [message["method"] for _, message in posted]
     assert all("traceparent" in message["params"]["_meta"] for _, message in posted)
     assert [headers.get("traceparent") for headers, _ in posted] == [None] * len(posted)
+
+
+def test_a_servers_end_does_not_wait_for_an_exporter_that_does_not_return() -> None:
+    """The session manager's end flushes the providers, but an exporter stuck on an unreachable backend does not hold
+    the server's exit: the SDK's own shutdown waits for it anyway, where there is one (see docs/overhead.md)."""
+    exporting, release = threading.Event(), threading.Event()
+
+    class Stuck(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            exporting.set()
+            release.wait(60)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Stuck()))  # its schedule: nothing exported for 5 s
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        with serving(streamable_http_app(reference_app(), stateless=False, json_response=True)) as url:
+            peer = StreamableHttpPeer(url)
+            peer.initialize()
+            peer.close()
+        # the server shut down (`serving` checks it), while the flush it started still exports
+        assert exporting.is_set()
+        assert not release.is_set()
+    finally:
+        release.set()
+        instrumentor.uninstrument()
+        provider.shutdown()
 
 
 @pytest.mark.anyio

@@ -303,6 +303,7 @@ def serving(asgi_app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+    assert not thread.is_alive(), "uvicorn did not shut down within 10 s"
 
 
 class RequestRecorder:
