@@ -16,6 +16,7 @@ from opentelemetry_instrumentation_mcp._propagation import IncomingContext
 from opentelemetry_instrumentation_mcp.environment_variables import (
     OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT,
     OTEL_PYTHON_MCP_CONTENT_MAX_LENGTH,
+    OTEL_PYTHON_MCP_ENRICH_TOOL_SPANS,
     OTEL_PYTHON_MCP_EXCLUDED_METHODS,
     OTEL_PYTHON_MCP_INCOMING_CONTEXT,
     OTEL_PYTHON_MCP_INJECT_HTTP_HEADERS,
@@ -42,6 +43,7 @@ class Options:
     request_hook: Hook | None = None
     response_hook: Hook | None = None
     inject_http_headers: bool = True
+    enrich_tool_spans: bool = True
 
 
 def _option(kwargs: Mapping[str, Any], argument: str, variable: str, parse: Callable[[Any], T], default: T) -> T:
@@ -136,4 +138,5 @@ def options(kwargs: Mapping[str, Any]) -> Options:
         request_hook=_option(kwargs, "request_hook", OTEL_PYTHON_MCP_REQUEST_HOOK, _hook, None),
         response_hook=_option(kwargs, "response_hook", OTEL_PYTHON_MCP_RESPONSE_HOOK, _hook, None),
         inject_http_headers=_option(kwargs, "inject_http_headers", OTEL_PYTHON_MCP_INJECT_HTTP_HEADERS, _boolean, True),
+        enrich_tool_spans=_option(kwargs, "enrich_tool_spans", OTEL_PYTHON_MCP_ENRICH_TOOL_SPANS, _boolean, True),
     )

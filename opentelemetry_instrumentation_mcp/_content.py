@@ -30,9 +30,10 @@ class Content:
         self.reads_results = options.capture_content or options.response_hook is not None
         """Whether anything is done with an operation's result."""
 
-    def record_request(self, span: Span, message: Message) -> None:
-        """As the span of `message` starts: its arguments, if captured; the request hook."""
-        if self._capture:
+    def record_request(self, span: Span, message: Message, *, capture: bool = True) -> None:
+        """As the span of `message` starts: its arguments, if captured (and `capture`: not on a span another
+        instrumentation owns, which records content as it is told); the request hook."""
+        if self._capture and capture:
             if message.method == "tools/call" and message.arguments is not None:
                 span.set_attribute(GEN_AI_TOOL_CALL_ARGUMENTS, as_json(message.arguments, self._max_length))
             elif message.method == "prompts/get":
@@ -41,9 +42,9 @@ class Content:
         if hook is not None:
             guarded("the request hook", lambda: hook(span, message.method, as_data(message.params)), None)
 
-    def record_result(self, span: Span, method: str, result: object) -> None:
-        """As an operation's result arrives: a tool's result, if captured; the response hook."""
-        if self._capture and method == "tools/call":
+    def record_result(self, span: Span, method: str, result: object, *, capture: bool = True) -> None:
+        """As an operation's result arrives: a tool's result, if captured (and `capture`); the response hook."""
+        if self._capture and capture and method == "tools/call":
             span.set_attribute(GEN_AI_TOOL_CALL_RESULT, as_json(result, self._max_length))
         hook = self._response_hook
         if hook is not None:

@@ -41,6 +41,7 @@ from opentelemetry.semconv.attributes.network_attributes import (
 )
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.schemas import Schemas
+from opentelemetry.trace import Span, SpanKind
 
 from opentelemetry_instrumentation_mcp._message import Attributes, Message
 
@@ -103,6 +104,22 @@ def describe_span(message: Message) -> tuple[str, Attributes]:
     if transport.attributes:
         attributes.update(transport.attributes)
     return span_name, attributes
+
+
+def is_tool_execution_span(span: Span, tool: object) -> bool:
+    """Whether `span` is a GenAI instrumentation's span of the execution of `tool`, recording, as the agent
+    frameworks make it when the call starts: an INTERNAL span named `execute_tool {tool}` (google-adk and
+    openai-agents' contrib instrumentation set no tool name until the tool returns), or one whose `gen_ai.tool.name`
+    is `tool` and whose `gen_ai.operation.name` is `execute_tool` (pydantic-ai; Traceloop's `{tool}.tool`). Spans
+    with no `gen_ai.*` (OpenInference's) are not; nor are the MCP spans themselves, which are SERVER or CLIENT."""
+    if not isinstance(tool, str) or getattr(span, "kind", None) is not SpanKind.INTERNAL or not span.is_recording():
+        return False
+    named = getattr(span, "name", None) == f"execute_tool {tool}"
+    attributes = getattr(span, "attributes", None) or {}
+    tool_name = attributes.get(GEN_AI_TOOL_NAME)
+    if tool_name is None:
+        return named
+    return tool_name == tool and (named or attributes.get(GEN_AI_OPERATION_NAME) == _EXECUTE_TOOL)
 
 
 BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)

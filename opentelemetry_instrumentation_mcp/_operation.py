@@ -33,6 +33,7 @@ from opentelemetry_instrumentation_mcp._conventions import (
     TOOL_ERROR,
     Durations,
     describe_span,
+    is_tool_execution_span,
 )
 from opentelemetry_instrumentation_mcp._guard import report
 from opentelemetry_instrumentation_mcp._message import Attributes, Message, SessionState
@@ -99,10 +100,16 @@ class Operation:
     ends and the duration is recorded. It is this one type whatever is recorded: with nothing to record, its span
     is OpenTelemetry's invalid span, it records nothing and only passes its parent's context on; after a fault of
     ours it passes nothing on either. Faults of ours are reported, never raised into the host.
+
+    A CLIENT operation may run on a span it does not own: an agent framework's tool-execution span, which already
+    says what the operation does. It adds the MCP attributes that span lacks, never overwriting its owner's (nor
+    `server.address`/`server.port`, which name the LLM's provider there), sets no status, adds no events, and leaves
+    the span for its owner to end; the duration metric is recorded all the same.
     """
 
     __slots__ = (
         "_attributes",
+        "_borrowed",
         "_cancelled",
         "_content",
         "_duration",
@@ -125,8 +132,10 @@ class Operation:
         *,
         measured: bool = False,
         content: Content | None = None,
+        borrowed: bool = False,
     ) -> None:
         self._side = side
+        self._borrowed = borrowed
         self._message = message
         self.span = span
         self.context = context
@@ -158,7 +167,8 @@ class Operation:
         except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
             report(f"recording a {self._side.name} span's outcome", error)
         try:
-            self.span.end()
+            if not self._borrowed:
+                self.span.end()
             if self._duration is not None:
                 keys = self._side.duration_keys
                 attributes = {key: value for key, value in self._attributes.items() if key in keys}
@@ -173,7 +183,11 @@ class Operation:
 
     def _set(self, key: str, value: AttributeValue) -> None:
         self._attributes[key] = value
-        if self.recording:
+        # on a borrowed span: only what its owner did not set, and no address (it names the owner's peer there)
+        if self.recording and (
+            not self._borrowed
+            or (key not in ADDRESS_KEYS and key not in (getattr(self.span, "attributes", None) or {}))
+        ):
             self.span.set_attribute(key, value)
 
     def record_request_id(self, request_id: object) -> None:
@@ -190,7 +204,7 @@ class Operation:
         try:
             method = message.method
             if self.recording and self._content is not None:
-                self._content.record_result(self.span, method, result)
+                self._content.record_result(self.span, method, result, capture=not self._borrowed)
             if method == "initialize":
                 self._record_initialized(self._side.read_fields(result).get("protocolVersion"), message.session)
             elif method == "tools/call" and self._side.read_fields(result).get("isError") is True:
@@ -220,13 +234,13 @@ class Operation:
     def record_failure(self, error_type: str, description: str | None = None) -> None:
         """The operation failed: `error.type` and an ERROR status."""
         self._set(ERROR_TYPE, error_type)
-        if self.recording:
+        if self.recording and not self._borrowed:
             self.span.set_status(StatusCode.ERROR, description)
 
     def record_cancelled(self) -> None:
         """The operation was cancelled (by the client, the caller, or the connection's end): not a failure of the
         peer, as gRPC's CANCELLED is not; the span gets a `cancelled` event and no error."""
-        if not self._cancelled and self.recording:
+        if not self._cancelled and self.recording and not self._borrowed:
             self.span.add_event(CANCELLED)
         self._cancelled = True
 
@@ -240,7 +254,7 @@ class Operation:
         if error is not None:
             self.record_error_response(error.code, error.message)
             return
-        if self.recording:
+        if self.recording and not self._borrowed:
             self.span.record_exception(exc)
         self.record_failure(type(exc).__qualname__, str(exc) or None)
 
@@ -291,6 +305,7 @@ class Operations:
         self._client = sides.client
         self._policy = options.incoming_context
         self._excluded = options.excluded_methods
+        self._enrich_tool_spans = options.enrich_tool_spans
         self._recording = recording
         """Whether an SDK provider records spans or metrics; without one, operations only pass context on."""
         self._measuring = measuring
@@ -347,12 +362,31 @@ class Operations:
             parent = choose_client_parent(context_api.get_current(), message.meta)
             if message.method in self._excluded or not self._recording():
                 return Operation(side, message, INVALID_SPAN, parent, {})
+            if message.method == "tools/call" and self._enrich_tool_spans:
+                tool_span = trace.get_current_span(parent)
+                if is_tool_execution_span(tool_span, message.name):
+                    return self._operation_on_tool_span(side, message, tool_span, parent)
             name, attributes = describe_span(message)
             span = self._tracer.start_span(name, parent, SpanKind.CLIENT, attributes, record_exception=False)
             return self._operation_for(side, message, span, parent, attributes)
         except Exception as error:  # noqa: BLE001
             report("starting a client span", error)
             return Operation(side, None, INVALID_SPAN, None, {})
+
+    def _operation_on_tool_span(self, side: Side, message: Message, span: Span, context: Context) -> Operation:
+        """The CLIENT operation of a `tools/call` on the agent framework's span of that tool's execution, instead of
+        a span of its own (the conventions: where a GenAI instrumentation already traces the tool execution, the MCP
+        attributes go on its span). Its content is the framework's to record; the request hook is called."""
+        _, attributes = describe_span(message)
+        operation = Operation(
+            side, message, span, context, {}, measured=self._measuring(), content=self._content, borrowed=True
+        )
+        for key, value in attributes.items():
+            operation._set(key, value)
+        content = self._content
+        if content is not None and content.reads_requests and operation.recording:
+            content.record_request(span, message, capture=False)
+        return operation
 
     def _operation_for(
         self, side: Side, message: Message, span: Span, parent: Context, attributes: Attributes

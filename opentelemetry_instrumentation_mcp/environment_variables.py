@@ -49,3 +49,11 @@ OTEL_PYTHON_MCP_INJECT_HTTP_HEADERS = "OTEL_PYTHON_MCP_INJECT_HTTP_HEADERS"
 read only HTTP headers; an instrumented HTTP client's own span, where one is active, writes its header over ours.
 Argument: `inject_http_headers=`.
 """
+
+OTEL_PYTHON_MCP_ENRICH_TOOL_SPANS = "OTEL_PYTHON_MCP_ENRICH_TOOL_SPANS"
+"""
+`true` (default) or `false`. When a `tools/call` is sent inside an agent framework's span of that tool's execution
+(`execute_tool {tool}`, as pydantic-ai, google-adk and openai-agents' GenAI instrumentations make it), the MCP
+attributes go on that span and no CLIENT span of its own is made, as the semantic conventions ask; `false` keeps a
+separate CLIENT span under it. Argument: `enrich_tool_spans=`.
+"""

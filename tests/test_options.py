@@ -196,6 +196,7 @@ async def test_hooks_by_environment_and_a_raising_hook(
         ("OTEL_PYTHON_MCP_REQUEST_HOOK", "no.such.module:hook"),
         ("OTEL_PYTHON_MCP_INCOMING_CONTEXT", "whatever"),
         ("OTEL_PYTHON_MCP_INJECT_HTTP_HEADERS", "sometimes"),
+        ("OTEL_PYTHON_MCP_ENRICH_TOOL_SPANS", "maybe"),
     ],
 )
 async def test_a_bad_value_warns_once_and_falls_back(

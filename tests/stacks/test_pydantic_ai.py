@@ -1,5 +1,5 @@
-"""pydantic-ai (its MCP client is FastMCP 4) with its `TestModel`, no LLM: the agent's own tool span, then our
-CLIENT span under it, then the server's SERVER span under ours."""
+"""pydantic-ai (its MCP client is FastMCP 4) with its `TestModel`, no LLM: the agent's own tool span carries the
+`tools/call`'s MCP attributes (no CLIENT span of ours beside it), and the server's SERVER span is its child."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ pytest.importorskip("pydantic_ai")
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from pydantic_ai import Agent
 from pydantic_ai.mcp import MCPToolset
 from pydantic_ai.models.test import TestModel
 
 from opentelemetry_instrumentation_mcp import McpInstrumentor
 from support.fastmcp_server import stack_server
-from support.spans import one_pair, seen
+from support.spans import OURS, mcp_spans, one_pair, seen
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +48,11 @@ async def test_an_agents_tool_call(
     finally:
         instrumentor.uninstrument()
     spans = seen(exporter.get_finished_spans())
-    client, _ = one_pair(spans, "tools/call", "add")
+    # pydantic-ai's own span of the tool's execution is the call's CLIENT span: no second one of ours
+    assert mcp_spans(spans, "tools/call", SpanKind.CLIENT, "add") == []
     [execute] = [span for span in spans if span.name == "execute_tool add"]
-    assert client.parent_id == execute.span_id
+    assert (execute.attributes["mcp.method.name"], execute.attributes["gen_ai.tool.name"]) == ("tools/call", "add")
+    [server] = mcp_spans(spans, "tools/call", SpanKind.SERVER, "add")
+    assert (server.scope, server.parent_id) == (OURS, execute.span_id)
+    assert server.attributes["jsonrpc.request.id"] == execute.attributes["jsonrpc.request.id"]
     one_pair(spans, "tools/list")
