@@ -3,6 +3,8 @@ settle; a trace that grows later is printed again; metrics are taken and not sho
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import queue
 import re
@@ -14,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.trace import SpanKind
 
 from opentelemetry_instrumentation_mcp.viewer import LiveTraces, OtlpReceiver, ReceivedSpan
@@ -83,6 +87,88 @@ def test_ports_in_use_are_refused_not_shared() -> None:
             # grpc's core may log the failed bind first, in its own words
             assert second.stderr.splitlines()[-1].startswith("mcp-otel-viewer: cannot listen on 127.0.0.1 ports ")
             assert second.stdout == ""
+
+
+OTLP_JSON_TRACE = {  # the OTLP specification's example (examples/trace.json), trimmed: ids in hex, enums as numbers
+    "resourceSpans": [
+        {
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "my.service"}}]},
+            "scopeSpans": [
+                {
+                    "scope": {"name": "my.library", "version": "1.0.0"},
+                    "spans": [
+                        {
+                            "traceId": "5b8efff798038103d269b633813fc60c",
+                            "spanId": "eee19b7ec3c1b174",
+                            "parentSpanId": "eee19b7ec3c1b173",
+                            "name": "I'm a server span",
+                            "startTimeUnixNano": "1544712660000000000",
+                            "endTimeUnixNano": "1544712661000000000",
+                            "kind": 2,
+                            "attributes": [{"key": "my.span.attr", "value": {"intValue": "3"}}],
+                            "status": {"code": 1},
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
+}
+
+
+def post(endpoint: str, content_type: str, body: bytes, *, chunked: bool) -> tuple[int, str]:
+    """POST a body to the receiver's /v1/traces, with its length or in chunks of 7 bytes; the status and type."""
+    connection = http.client.HTTPConnection(endpoint.split("//")[1], timeout=10)
+    if chunked:
+        connection.putrequest("POST", "/v1/traces")
+        connection.putheader("Content-Type", content_type)
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        for start in range(0, len(body), 7):
+            connection.send(b"%x\r\n%s\r\n" % (len(body[start : start + 7]), body[start : start + 7]))
+        connection.send(b"0\r\n\r\n")
+    else:
+        connection.request("POST", "/v1/traces", body=body, headers={"Content-Type": content_type})
+    response = connection.getresponse()
+    response.read()
+    return response.status, response.headers.get("Content-Type", "")
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_otlp_http_in_protobuf_and_json(chunked: bool) -> None:
+    """OTLP/HTTP as exporters send it: protobuf or JSON (OpenTelemetry JS's default), with a length or in chunks (how
+    JS's exporters send every body); a body that is neither is refused, and the next is read."""
+    message = json_format.ParseDict(
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "W47/95gDgQPSabYzgT/GDA==", "name": "proto"}]}]}]},
+        ExportTraceServiceRequest(),
+    )
+    with OtlpReceiver() as receiver:
+        json_body = json.dumps(OTLP_JSON_TRACE).encode()
+        assert post(receiver.endpoint, "application/json", json_body, chunked=chunked) == (200, "application/json")
+        assert post(receiver.endpoint, "application/x-protobuf", message.SerializeToString(), chunked=chunked) == (
+            200,
+            "application/x-protobuf",
+        )
+        for content_type, body in [("application/json", b"[]"), ("application/json", b'{"resourceSpans": 3}')]:
+            assert post(receiver.endpoint, content_type, body, chunked=chunked)[0] == 400
+        [from_json, from_protobuf] = receiver.wait_for_spans(2)
+    assert from_json == ReceivedSpan(
+        name="I'm a server span",
+        kind=SpanKind.SERVER,
+        trace_id="5b8efff798038103d269b633813fc60c",
+        span_id="eee19b7ec3c1b174",
+        parent_span_id="eee19b7ec3c1b173",
+        attributes={"my.span.attr": 3},
+        status_code="OK",
+        status_description="",
+        links=(),
+        events=(),
+        resource={"service.name": "my.service"},
+        scope_name="my.library",
+        start_time_unix_nano=1544712660000000000,
+        end_time_unix_nano=1544712661000000000,
+    )
+    assert (from_protobuf.name, from_protobuf.trace_id) == ("proto", "5b8efff798038103d269b633813fc60c")
 
 
 class Viewer:

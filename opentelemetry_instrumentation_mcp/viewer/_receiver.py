@@ -1,4 +1,4 @@
-"""An in-process OTLP receiver: HTTP/protobuf, and gRPC when asked, on the viewer's, the demo's and the tests' side.
+"""An in-process OTLP receiver: HTTP (protobuf or JSON), and gRPC when asked, for the viewer, the demo and the tests.
 
 Usage::
 
@@ -13,7 +13,9 @@ library's threading server; the gRPC side registers the OTLP services generated 
 
 from __future__ import annotations
 
+import base64
 import gzip
+import json
 import threading
 import time
 import zlib
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -316,20 +319,54 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-Route: TypeAlias = Callable[[bytes], bytes]
-"""Decodes a serialized Export*ServiceRequest, stores it, returns the serialized response."""
+@dataclass(frozen=True)
+class _Route:
+    """One OTLP/HTTP path: the Export*ServiceRequest it takes, and what receives it and answers."""
+
+    request: type[Message]
+    receive: Callable[[Any], Message]
+
+
+_OTLP_JSON_IDS = frozenset({"traceId", "spanId", "parentSpanId"})
+"""The fields OTLP/JSON writes in hex, where the protobuf JSON mapping expects base64."""
+
+
+def _from_otlp_json(value: Any) -> Any:
+    """OTLP/JSON, decoded, as the protobuf JSON mapping reads it: trace and span ids from hex to base64."""
+    if isinstance(value, dict):
+        return {
+            key: base64.b64encode(bytes.fromhex(item)).decode()
+            if key in _OTLP_JSON_IDS and isinstance(item, str)
+            else _from_otlp_json(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_from_otlp_json(item) for item in value]
+    return value
+
+
+def _parse_otlp_json(body: bytes, request: Message) -> Message:
+    """An OTLP/JSON body, read into the request message."""
+    decoded = json.loads(body)
+    if not isinstance(decoded, dict):
+        raise ValueError("not a JSON object")
+    return json_format.ParseDict(_from_otlp_json(decoded), request, ignore_unknown_fields=True)
+
+
+_MAX_LINE = 65536
 
 
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], routes: dict[str, Route]) -> None:
+    def __init__(self, address: tuple[str, int], routes: dict[str, _Route]) -> None:
         super().__init__(address, _OtlpHttpHandler)
         self.routes = routes
 
 
 class _OtlpHttpHandler(BaseHTTPRequestHandler):
     server: _HttpServer
+    timeout = 30  # seconds: a client that stops sending mid-body does not hold its thread for good
 
     def do_POST(self) -> None:
         route = self.server.routes.get(self.path)
@@ -337,24 +374,51 @@ class _OtlpHttpHandler(BaseHTTPRequestHandler):
             self.send_error(HTTPStatus.NOT_FOUND)
             return
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
-        if content_type != "application/x-protobuf":
+        if content_type not in ("application/x-protobuf", "application/json"):
             self.send_error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"unsupported {content_type!r}")
             return
         encoding = self.headers.get("Content-Encoding", "identity").lower()
         if encoding not in ("identity", "gzip"):
             self.send_error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"unsupported {encoding!r}")
             return
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         try:
-            payload = route(gzip.decompress(body) if encoding == "gzip" else body)
-        except (DecodeError, OSError, EOFError, zlib.error) as error:
+            body = self._read_body()
+            if encoding == "gzip":
+                body = gzip.decompress(body)
+            if content_type == "application/json":
+                request = _parse_otlp_json(body, route.request())
+                payload = json_format.MessageToJson(route.receive(request)).encode()
+            else:
+                payload = route.receive(route.request.FromString(body)).SerializeToString()
+        except (
+            DecodeError,
+            json_format.ParseError,
+            ValueError,
+            TypeError,
+            RecursionError,
+            OSError,
+            EOFError,
+            zlib.error,
+        ) as error:
             self.send_error(HTTPStatus.BAD_REQUEST, f"cannot decode body: {error}")
             return
         self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _read_body(self) -> bytes:
+        """The request's body, sent with a length or in chunks (as OpenTelemetry JS's exporters send it)."""
+        if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
+            return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        chunks = []
+        while size := int(self.rfile.readline(_MAX_LINE).split(b";")[0], 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(_MAX_LINE)
+        while self.rfile.readline(_MAX_LINE).strip():
+            pass  # trailers
+        return b"".join(chunks)
 
     def log_message(self, format: str, *args: object) -> None:
         """Keep test output quiet."""
@@ -374,7 +438,7 @@ class _GrpcServicer(Generic[RequestT]):
 
 
 class OtlpReceiver:
-    """OTLP receiver: HTTP/protobuf always, gRPC when ``grpc=True``; on 127.0.0.1 and free ports unless told.
+    """OTLP receiver: HTTP (protobuf or JSON) always, gRPC when ``grpc=True``; on 127.0.0.1 and free ports unless told.
 
     Use as a context manager; the servers run inside the ``with`` block. ``on_spans`` is called with each
     export's spans, in the receiving thread; with ``store=False`` nothing is kept (a long-running viewer).
@@ -426,15 +490,9 @@ class OtlpReceiver:
         self._http = _HttpServer(
             (self._host, self._http_port),
             {
-                "/v1/traces": lambda body: self._receive_traces(
-                    ExportTraceServiceRequest.FromString(body)
-                ).SerializeToString(),
-                "/v1/metrics": lambda body: self._receive_metrics(
-                    ExportMetricsServiceRequest.FromString(body)
-                ).SerializeToString(),
-                "/v1/logs": lambda body: self._receive_logs(
-                    ExportLogsServiceRequest.FromString(body)
-                ).SerializeToString(),
+                "/v1/traces": _Route(ExportTraceServiceRequest, self._receive_traces),
+                "/v1/metrics": _Route(ExportMetricsServiceRequest, self._receive_metrics),
+                "/v1/logs": _Route(ExportLogsServiceRequest, self._receive_logs),
             },
         )
         self._http_thread = threading.Thread(
