@@ -316,17 +316,25 @@ async def test_in_process_messages_go_as_written(instrumented: InMemorySpanExpor
     assert {span.name for span in ours(instrumented)} >= {"tools/list", "ping", "tools/call add"}
 
 
-async def test_a_message_with_nothing_to_carry_goes_as_written(instrument: Any) -> None:
-    """No context to send (`OTEL_PROPAGATORS=none`): a request without params goes without params."""
-    instrument()
-    previous = propagate.get_global_textmap()
-    propagate.set_global_textmap(CompositePropagator([]))
-    try:
+async def test_a_message_with_nothing_to_carry_goes_as_the_sdk_writes_it(instrument: Any) -> None:
+    """No context to send (`OTEL_PROPAGATORS=none`): a message goes exactly as the uninstrumented SDK sends it.
+
+    (mcp 1.x and 2.1+ send a ping without params; mcp 2.0 always sends an empty `_meta`.)
+    """
+
+    async def sent() -> list[dict[str, Any]]:
         async with wire_client() as (session, wire):
             with trace.get_tracer("agent").start_as_current_span("agent turn"):
                 await session.send_ping()
                 await session.send_roots_list_changed()
+        return [wire.last("ping"), wire.last("notifications/roots/list_changed")]
+
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator([]))
+    try:
+        as_written = await sent()
+        instrument()
+        assert await sent() == as_written
     finally:
         propagate.set_global_textmap(previous)
-    assert "params" not in wire.last("ping")
-    assert "params" not in wire.last("notifications/roots/list_changed")
+    assert "params" not in as_written[1]
