@@ -66,6 +66,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    """Return once `process` listens on 127.0.0.1:`port` (30 s at most, and only while it runs)."""
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert process.poll() is None, f"{process.args!r} exited with {process.returncode}"
+        assert time.monotonic() < deadline, f"{process.args!r} did not start listening on {port}"
+        time.sleep(0.05)
+
+
 class HttpServer:
     """The reference server as its own process, serving streamable HTTP on 127.0.0.1."""
 
@@ -74,14 +86,7 @@ class HttpServer:
         env = python_env({**otel, "OTEL_SERVICE_NAME": service})
         command = reference_server("http", str(self.port), instrumented=instrumented)
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    break
-            assert self.process.poll() is None, "the HTTP server process exited"
-            assert time.monotonic() < deadline, "the HTTP server process did not start listening"
-            time.sleep(0.05)
+        wait_listening(self.process, self.port)
 
     @property
     def url(self) -> str:
