@@ -1,7 +1,7 @@
 """The cost of tracing an MCP call: microseconds per `tools/call`, per configuration, in numbers.
 
     python benchmarks/overhead.py [--calls N] [--rounds 15] [--servers fastmcp,light] [--transports memory,stdio]
-                                  [--instructions]
+                                  [--instructions | --profile]
 
 Each configuration runs in a fresh process (over stdio, a client process and a server process, both set up
 the same way), round by round, interleaved, so that they share the machine's moods alike. Per round: N
@@ -19,6 +19,11 @@ thousands, every thread and process of the exchange counted. Run alone, it does 
 other work the calls take longer and the span processor's timer exports more often. It counts no cache misses,
 no waits, no kernel time. valgrind is a system package (Debian: `apt install valgrind`).
 
+With `--profile`, each configuration (in memory only, where client and server share the process) runs its timed
+calls once under cProfile instead, and the functions of OpenTelemetry and of this package are printed by their own
+time per exchange, with their calls per exchange: the per-function view, which callgrind cannot give (it sees the
+interpreter's C functions). The call counts are exact; the times carry cProfile's own cost.
+
 Servers: `fastmcp`, the SDK's high-level server (`MCPServer` / `FastMCP`) with a tool `add(a, b)`;
 `light`, the SDK's low-level `Server` with one handler that answers at once (no validation), where a
 fixed cost per message weighs most.
@@ -30,7 +35,13 @@ Configurations:
   ours-spans  this instrumentation, with an SDK tracer provider only
   ours        this instrumentation, with SDK tracer and meter providers
   ours-noop   this instrumentation, no providers configured
+  records     no MCP call: the OpenTelemetry SDK's own cost of the two duration records an exchange makes (the
+              attributes `ours` recorded, the conventions' buckets, in a sampled span's context as ours are), per
+              pair, in a loop; measured with `ours`
 Spans go to a `BatchSpanProcessor` with an exporter that discards them; metrics to an in-memory reader.
+
+At the end, every cost goal (issue 22) is printed with its figure and a pass/fail mark: our spans against the
+reference tracer's, our metrics against the records alone, no providers against bare.
 """
 
 from __future__ import annotations
@@ -63,15 +74,15 @@ CONFIGURATIONS = [
 ]
 
 
-def configure(configuration: str) -> None:
-    """Set up OpenTelemetry as the configuration says, before mcp is used."""
+def configure(configuration: str) -> Any:
+    """Set up OpenTelemetry as the configuration says, before mcp is used; the metric reader of `ours`."""
     if configuration == "bare":
-        return
+        return None
     from opentelemetry_instrumentation_mcp import McpInstrumentor
 
     if configuration == "ours-noop":
         McpInstrumentor().instrument()
-        return
+        return None
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -92,9 +103,12 @@ def configure(configuration: str) -> None:
     elif configuration == "ours-spans":
         McpInstrumentor().instrument(tracer_provider=tracer_provider)
     elif configuration == "ours":
-        meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        reader = InMemoryMetricReader()
+        meter_provider = MeterProvider(metric_readers=[reader])
         metrics.set_meter_provider(meter_provider)
         McpInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        return reader
+    return None
 
 
 def _child_processes() -> list[int]:
@@ -102,7 +116,9 @@ def _child_processes() -> list[int]:
     return [int(pid) for task in Path("/proc/self/task").iterdir() for pid in (task / "children").read_text().split()]
 
 
-async def measure(configuration: str, server: str, transport: str, calls: int, *, counted: bool = False) -> float:
+async def measure(
+    configuration: str, server: str, transport: str, calls: int, *, counted: bool = False, profiler: Any = None
+) -> float:
     """Microseconds per call (CPU time in memory, wall time over stdio), over `calls` calls after a warm-up.
 
     `counted`: under callgrind, whose instrumentation the parent turns on and off, the calls run between two
@@ -123,14 +139,65 @@ async def measure(configuration: str, server: str, transport: str, calls: int, *
         if counted:
             print("ready", *[os.getpid(), *_child_processes()], flush=True)
             sys.stdin.readline()
+        if profiler is not None:
+            profiler.enable()
         started = clock()
         for _ in range(calls):
             await session.call_tool("add", {"a": 1, "b": 2})
         elapsed = (clock() - started) / calls * 1e6
+        if profiler is not None:
+            profiler.disable()
         if counted:
             print("done", flush=True)
             sys.stdin.readline()
         return elapsed
+
+
+async def records_alone(server: str, calls: int, *, counted: bool = False) -> float:
+    """Microseconds (CPU time) per pair of duration records made by the OpenTelemetry SDK alone, with the
+    attributes this instrumentation recorded for one call to `server` in memory, in a sampled span's context."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from opentelemetry import trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from opentelemetry_instrumentation_mcp._conventions import BUCKETS
+    from support.sessions import connected
+
+    reader = configure("ours")
+    async with connected("memory", APPS[server]()) as session:
+        await session.call_tool("add", {"a": 1, "b": 2})
+    recorded = {
+        metric.name: [dict(point.attributes) for point in metric.data.data_points]
+        for resource in reader.get_metrics_data().resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("records")
+    pairs = []
+    for name in ("mcp.server.operation.duration", "mcp.client.operation.duration"):
+        histogram = meter.create_histogram(name, unit="s", explicit_bucket_boundaries_advisory=BUCKETS)
+        attributes = [point for point in recorded[name] if point.get("gen_ai.tool.name") == "add"][-1]
+        pairs.append((histogram, attributes))
+    (server_histogram, server_attributes), (client_histogram, client_attributes) = pairs
+    span = TracerProvider().get_tracer("records").start_span("operation")
+    context = trace.set_span_in_context(span)
+    for _ in range(WARM_UP):
+        server_histogram.record(0.001, server_attributes, context)
+        client_histogram.record(0.001, client_attributes, context)
+    if counted:
+        print("ready", os.getpid(), flush=True)
+        sys.stdin.readline()
+    started = time.process_time()
+    for _ in range(calls):
+        server_histogram.record(0.001, server_attributes, context)
+        client_histogram.record(0.001, client_attributes, context)
+    elapsed = (time.process_time() - started) / calls * 1e6
+    if counted:
+        print("done", flush=True)
+        sys.stdin.readline()
+    return elapsed
 
 
 def fastmcp_app() -> Any:
@@ -180,11 +247,22 @@ def light_app() -> Any:
 APPS = {"fastmcp": fastmcp_app, "light": light_app}
 
 
-def child(configuration: str, server: str, transport: str, calls: int, *, counted: bool) -> None:
+def child(configuration: str, server: str, transport: str, calls: int, *, counted: bool, profiled: bool) -> None:
+    import cProfile
+
     import anyio
 
-    configure(configuration)
-    result = anyio.run(functools.partial(measure, configuration, server, transport, calls, counted=counted))
+    if configuration == "records":
+        result = anyio.run(functools.partial(records_alone, server, calls, counted=counted))
+    else:
+        configure(configuration)
+        profiler = cProfile.Profile() if profiled else None
+        result = anyio.run(
+            functools.partial(measure, configuration, server, transport, calls, counted=counted, profiler=profiler)
+        )
+        if profiler is not None:
+            print_profile(profiler, calls)
+            return
     print(json.dumps(result))
 
 
@@ -208,13 +286,14 @@ def serve(configuration: str, server: str) -> None:
 def count(configuration: str, server: str, transport: str, calls: int) -> float:
     """Thousands of instructions per call: the child (and its stdio server) under callgrind, instrumented only while
     the timed calls run."""
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as scratch:
+        prefix = Path(scratch) / "callgrind"
         command = [
             "valgrind",
             "--tool=callgrind",
             "--instr-atstart=no",
             "--trace-children=yes",
-            f"--callgrind-out-file={folder}/callgrind.%p",
+            f"--callgrind-out-file={prefix}.%p",
             *[sys.executable, __file__, "--child", configuration, server, transport, str(calls), "--counted"],
         ]
         process = subprocess.Popen(
@@ -233,10 +312,45 @@ def count(configuration: str, server: str, transport: str, calls: int) -> float:
         process.stdin.flush()
         process.communicate()
         total = 0
-        for output in Path(folder).iterdir():
+        for output in Path(scratch).iterdir():
             totals = [line for line in output.read_text().splitlines() if line.startswith("totals:")]
             total += int(totals[0].split()[1]) if totals else 0
         return total / calls / 1000
+
+
+def profile(configurations: list[str], servers: list[str], transports: list[str], calls: int = 1000) -> None:
+    """Each configuration's timed calls in memory under cProfile, each in a fresh process: OpenTelemetry's and this
+    package's functions by their own time per exchange."""
+    for server in servers:
+        for configuration in configurations:
+            if "memory" in transports and configuration not in ("bare", "records"):
+                print(f"\n{configuration}, {server} server, in memory (per exchange):", flush=True)
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    configuration,
+                    server,
+                    "memory",
+                    str(calls),
+                    "--profile",
+                ]
+                subprocess.run(command, check=True, cwd=ROOT)
+
+
+def print_profile(profiler: Any, calls: int) -> None:
+    """The functions of OpenTelemetry and of this package, by their own time, with their calls, per exchange."""
+    import pstats
+
+    stats: Any = pstats.Stats(profiler).stats
+    rows = [
+        (own / calls * 1e6, count / calls, f"{Path(file).parent.name}/{Path(file).name}:{line} {name}")
+        for (file, line, name), (_, count, own, _, _) in stats.items()
+        if "opentelemetry" in file
+    ]
+    print(f"  {'own µs':>8} {'calls':>6}  function")
+    for own, count, where in sorted(rows, reverse=True)[:40]:
+        print(f"  {own:8.2f} {count:6.1f}  {where}")
 
 
 def run(configuration: str, server: str, transport: str, calls: int) -> float:
@@ -250,7 +364,8 @@ def run(configuration: str, server: str, transport: str, calls: int) -> float:
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def report(samples: dict[str, list[float]]) -> None:
+def report(samples: dict[str, list[float]]) -> tuple[dict[str, float], float]:
+    """Print a cell's table; return each configuration's median added cost, and the bare median."""
     bare = samples["bare"]
     added = {name: [value - base for value, base in zip(values, bare, strict=True)] for name, values in samples.items()}
     reference = statistics.median(added[REFERENCE]) if REFERENCE in added else None
@@ -262,6 +377,33 @@ def report(samples: dict[str, list[float]]) -> None:
             f"  {name:<12} {statistics.median(values):8.1f} {min(values):8.1f} {max(values):8.1f} {extra:8.1f} "
             f"{100 * extra / statistics.median(bare):7.1f}%  {ratio}"
         )
+    return {name: statistics.median(values) for name, values in added.items()}, statistics.median(bare)
+
+
+Cell = tuple[str, str]
+"""(transport, server)"""
+
+
+def print_goals(figures: dict[Cell, tuple[dict[str, float], float]], records: dict[str, float]) -> None:
+    """Each cost goal with its figure, and whether it is met."""
+    print("\ngoals:")
+
+    def goal(cell: Cell, what: str, figure: float, limit: float, unit: str = "x") -> None:
+        shown = f"{figure:.2f}x" if unit == "x" else f"{100 * figure:+.1f}%"
+        wanted = f"{limit:.2f}x" if unit == "x" else f"{100 * limit:+.1f}%"
+        mark = "pass" if figure <= limit else "FAIL"
+        print(f"  {mark}  {', '.join(cell):<16} {what:<50} {shown:>8}  (<= {wanted})")
+
+    for cell, (added, bare) in figures.items():
+        reference, spans, full = added.get(REFERENCE), added.get("ours-spans"), added.get("ours")
+        if reference and spans is not None and (MCP2 or cell[0] == "stdio"):
+            goal(cell, f"spans, against {REFERENCE}", spans / reference, 1.0)
+            if not MCP2 and full is not None:
+                goal(cell, f"spans and metrics, against {REFERENCE}", full / reference, 1.25)
+        if spans is not None and full is not None and cell[1] in records:
+            goal(cell, "metrics, against the OpenTelemetry SDK's records", (full - spans) / records[cell[1]], 1.10)
+        if "ours-noop" in added:
+            goal(cell, "no providers, against bare", added["ours-noop"] / bare, 0.0 if MCP2 else 0.02, unit="%")
 
 
 def main() -> None:
@@ -272,6 +414,7 @@ def main() -> None:
     parser.add_argument("--transports", default="memory,stdio")
     parser.add_argument("--configurations", default=",".join(CONFIGURATIONS))
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind, once")
+    parser.add_argument("--profile", action="store_true", help="print where the time goes, function by function")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--counted", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
@@ -281,13 +424,18 @@ def main() -> None:
         return
     if arguments.child:
         configuration, server, transport, calls = arguments.child
-        child(configuration, server, transport, int(calls), counted=arguments.counted)
+        child(configuration, server, transport, int(calls), counted=arguments.counted, profiled=arguments.profile)
+        return
+    if arguments.profile:
+        profile(arguments.configurations.split(","), arguments.servers.split(","), arguments.transports.split(","))
         return
     rounds, measured = (1, count) if arguments.instructions else (arguments.rounds, run)
     calls = arguments.calls or (200 if arguments.instructions else 1000)
     configurations = ["bare", *(name for name in arguments.configurations.split(",") if name != "bare")]
     unit = "thousand instructions" if arguments.instructions else "µs"
     print(f"mcp {metadata.version('mcp')}, {calls} calls x {rounds} rounds, {unit} per tools/call")
+    figures: dict[Cell, tuple[dict[str, float], float]] = {}
+    records: dict[str, float] = {}
     for transport in arguments.transports.split(","):
         for server in arguments.servers.split(","):
             samples: dict[str, list[float]] = {name: [] for name in configurations}
@@ -297,7 +445,11 @@ def main() -> None:
             clock = "CPU time" if transport == "memory" else "wall time"
             clock = "instructions, all processes" if arguments.instructions else clock
             print(f"\n{transport}, {server} server ({clock}):")
-            report(samples)
+            figures[transport, server] = report(samples)
+            if "ours" in configurations and server not in records:
+                records[server] = statistics.median(measured("records", server, "memory", calls) for _ in range(rounds))
+                print(f"  {'records':<12} {records[server]:8.1f}  the two duration records alone, per exchange")
+    print_goals(figures, records)
 
 
 if __name__ == "__main__":
