@@ -20,9 +20,13 @@ other work the calls take longer and the span processor's timer exports more oft
 no waits, no kernel time. valgrind is a system package (Debian: `apt install valgrind`).
 
 With `--profile`, each configuration (in memory only, where client and server share the process) runs its timed
-calls once under cProfile instead, and the functions of OpenTelemetry and of this package are printed by their own
-time per exchange, with their calls per exchange: the per-function view, which callgrind cannot give (it sees the
-interpreter's C functions). The call counts are exact; the times carry cProfile's own cost.
+calls once under a tracer of bytecodes instead (`sys.settrace` with opcode events, in the event loop's thread):
+the bytecodes executed per exchange, in all and by package (this one, OpenTelemetry, mcp, the rest), then the
+functions of this package, of OpenTelemetry and of the mcp SDK's tracing (`mcp/*/_otel.py`) by their own bytecodes
+per exchange, with the times they are entered (a coroutine is entered again at each resumption). It is the
+per-function view, which callgrind cannot give (it sees the interpreter's C functions), and it is exact: the same
+code gives the same counts on any machine. A bytecode's cost varies (a C call inside one is not seen), so it says
+where Python runs, and `--instructions` says what that costs.
 
 Servers: `fastmcp`, the SDK's high-level server (`MCPServer` / `FastMCP`) with a tool `add(a, b)`;
 `light`, the SDK's low-level `Server` with one handler that answers at once (no validation), where a
@@ -248,20 +252,18 @@ APPS = {"fastmcp": fastmcp_app, "light": light_app}
 
 
 def child(configuration: str, server: str, transport: str, calls: int, *, counted: bool, profiled: bool) -> None:
-    import cProfile
-
     import anyio
 
     if configuration == "records":
         result = anyio.run(functools.partial(records_alone, server, calls, counted=counted))
     else:
         configure(configuration)
-        profiler = cProfile.Profile() if profiled else None
+        profiler = BytecodeCounter() if profiled else None
         result = anyio.run(
             functools.partial(measure, configuration, server, transport, calls, counted=counted, profiler=profiler)
         )
         if profiler is not None:
-            print_profile(profiler, calls)
+            profiler.print_per_exchange(calls)
             return
     print(json.dumps(result))
 
@@ -318,13 +320,12 @@ def count(configuration: str, server: str, transport: str, calls: int) -> float:
         return total / calls / 1000
 
 
-def profile(configurations: list[str], servers: list[str], transports: list[str], calls: int = 1000) -> None:
-    """Each configuration's timed calls in memory under cProfile, each in a fresh process: OpenTelemetry's and this
-    package's functions by their own time per exchange."""
+def profile(configurations: list[str], servers: list[str], transports: list[str], calls: int = 500) -> None:
+    """Each configuration's timed calls in memory under the bytecode tracer, each in a fresh process."""
     for server in servers:
         for configuration in configurations:
-            if "memory" in transports and configuration not in ("bare", "records"):
-                print(f"\n{configuration}, {server} server, in memory (per exchange):", flush=True)
+            if "memory" in transports and configuration != "records":
+                print(f"\n{configuration}, {server} server, in memory (bytecodes per exchange):", flush=True)
                 command = [
                     sys.executable,
                     __file__,
@@ -338,19 +339,55 @@ def profile(configurations: list[str], servers: list[str], transports: list[str]
                 subprocess.run(command, check=True, cwd=ROOT)
 
 
-def print_profile(profiler: Any, calls: int) -> None:
-    """The functions of OpenTelemetry and of this package, by their own time, with their calls, per exchange."""
-    import pstats
+class BytecodeCounter:
+    """Counts the bytecodes each function executes, and its entries, while enabled (this thread only)."""
 
-    stats: Any = pstats.Stats(profiler).stats
-    rows = [
-        (own / calls * 1e6, count / calls, f"{Path(file).parent.name}/{Path(file).name}:{line} {name}")
-        for (file, line, name), (_, count, own, _, _) in stats.items()
-        if "opentelemetry" in file
-    ]
-    print(f"  {'own µs':>8} {'calls':>6}  function")
-    for own, count, where in sorted(rows, reverse=True)[:40]:
-        print(f"  {own:8.2f} {count:6.1f}  {where}")
+    def __init__(self) -> None:
+        self.bytecodes: dict[Any, int] = {}
+        self.entries: dict[Any, int] = {}
+
+    def _trace(self, frame: Any, event: str, arg: Any) -> Any:
+        code = frame.f_code
+        if event == "opcode":
+            self.bytecodes[code] = self.bytecodes.get(code, 0) + 1
+        elif event == "call":
+            frame.f_trace_opcodes = True
+            frame.f_trace_lines = False
+            self.entries[code] = self.entries.get(code, 0) + 1
+        return self._trace
+
+    def enable(self) -> None:
+        sys.settrace(self._trace)
+
+    def disable(self) -> None:
+        sys.settrace(None)
+
+    def print_per_exchange(self, calls: int) -> None:
+        """The bytecodes per exchange by package, then those of this package's, OpenTelemetry's and the mcp SDK's
+        tracing functions, most first."""
+
+        def package(code: Any) -> str:
+            file = code.co_filename
+            if "opentelemetry_instrumentation_mcp" in file:
+                return "ours"
+            if "opentelemetry" in file:
+                return "opentelemetry"
+            return "mcp" if f"{os.sep}mcp{os.sep}" in file else "other"
+
+        totals: dict[str, int] = {}
+        for code, count in self.bytecodes.items():
+            totals[package(code)] = totals.get(package(code), 0) + count
+        shown = ", ".join(f"{name} {totals.get(name, 0) / calls:.0f}" for name in ("ours", "opentelemetry", "mcp"))
+        print(f"  all {sum(totals.values()) / calls:.0f}: {shown}, other {totals.get('other', 0) / calls:.0f}")
+        rows = [
+            (count / calls, self.entries.get(code, 0) / calls, code)
+            for code, count in self.bytecodes.items()
+            if package(code) in ("ours", "opentelemetry") or code.co_filename.endswith("_otel.py")
+        ]
+        print(f"  {'bytecodes':>9} {'entries':>7}  function")
+        for count, entries, code in sorted(rows, key=lambda row: -row[0])[:40]:
+            where = f"{Path(code.co_filename).parent.name}/{Path(code.co_filename).name}:{code.co_firstlineno}"
+            print(f"  {count:9.1f} {entries:7.1f}  {where} {code.co_name}")
 
 
 def run(configuration: str, server: str, transport: str, calls: int) -> float:
@@ -414,7 +451,7 @@ def main() -> None:
     parser.add_argument("--transports", default="memory,stdio")
     parser.add_argument("--configurations", default=",".join(CONFIGURATIONS))
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind, once")
-    parser.add_argument("--profile", action="store_true", help="print where the time goes, function by function")
+    parser.add_argument("--profile", action="store_true", help="print the bytecodes per exchange, function by function")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--counted", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
