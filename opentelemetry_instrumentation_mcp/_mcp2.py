@@ -66,6 +66,8 @@ def _fields(value: object) -> Mapping[str, Any]:
     """The fields of params or a result as 2.x holds them: a dict (any other mapping too); none otherwise."""
     if type(value) is dict:  # what the SDK holds, checked first: an ABC's isinstance is slower
         return value
+    if value is None:
+        return _NO_FIELDS
     return value if isinstance(value, Mapping) else _NO_FIELDS
 
 

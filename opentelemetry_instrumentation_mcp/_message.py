@@ -90,7 +90,7 @@ class Message:
     """
 
     __slots__ = (
-        "arguments",
+        "fields",
         "meta",
         "method",
         "name",
@@ -99,7 +99,6 @@ class Message:
         "request_id",
         "session",
         "transport",
-        "uri",
     )
 
     def __init__(
@@ -117,12 +116,10 @@ class Message:
         self.method = method
         self.params = params
         """The params as the SDK holds them (a dict on 2.x, a pydantic model on 1.x), for the request hook."""
+        self.fields = fields
+        """The top-level fields of the params."""
         self.name: object = fields.get("name")
         """`params.name`: the tool of `tools/call`, the prompt of `prompts/get`."""
-        self.uri: object = fields.get("uri")
-        """`params.uri` of resource requests and notifications."""
-        self.arguments: object = fields.get("arguments")
-        """`params.arguments` of `tools/call` and `prompts/get` (recorded only when content capture is on)."""
         self.request_id = request_id
         """The JSON-RPC id; None for a notification, and for a request whose id the SDK gives it as it sends it."""
         self.meta = meta
@@ -131,3 +128,13 @@ class Message:
         self.transport = transport
         self.session = session
         """The state of the session the message belongs to; None where the protocol has no session."""
+
+    @property
+    def uri(self) -> object:
+        """`params.uri` of resource requests and notifications."""
+        return self.fields.get("uri")
+
+    @property
+    def arguments(self) -> object:
+        """`params.arguments` of `tools/call` and `prompts/get` (recorded only when content capture is on)."""
+        return self.fields.get("arguments")

@@ -359,13 +359,19 @@ class Operations:
         excluded method, or one with nothing to record, gets no span and only passes its parent's context on."""
         side = self._client
         try:
-            parent = choose_client_parent(context_api.get_current(), message.meta)
+            current = context_api.get_current()
+            current_span = trace.get_current_span(current)
+            parent = choose_client_parent(current, current_span, message.meta)
             if message.method in self._excluded or not self._recording():
                 return Operation(side, message, INVALID_SPAN, parent, {})
-            if message.method == "tools/call" and self._enrich_tool_spans:
-                tool_span = trace.get_current_span(parent)
-                if is_tool_execution_span(tool_span, message.name):
-                    return self._operation_on_tool_span(side, message, tool_span, parent)
+            # a span of the tool's execution is current (a context from `_meta` holds no such span)
+            if (
+                message.method == "tools/call"
+                and self._enrich_tool_spans
+                and parent is current
+                and is_tool_execution_span(current_span, message.name)
+            ):
+                return self._operation_on_tool_span(side, message, current_span, parent)
             name, attributes = describe_span(message)
             span = self._tracer.start_span(name, parent, SpanKind.CLIENT, attributes, record_exception=False)
             return self._operation_for(side, message, span, parent, attributes)
@@ -379,7 +385,14 @@ class Operations:
         attributes go on its span). Its content is the framework's to record; the request hook is called."""
         _, attributes = describe_span(message)
         operation = Operation(
-            side, message, span, context, {}, measured=self._measuring(), content=self._content, borrowed=True
+            side,
+            message,
+            span,
+            context,
+            {},
+            measured=self._measuring(),
+            content=self._content,
+            borrowed=True,
         )
         for key, value in attributes.items():
             operation._set(key, value)

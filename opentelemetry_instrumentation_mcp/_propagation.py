@@ -15,7 +15,7 @@ from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter, TextMapPropagator
-from opentelemetry.trace import Link
+from opentelemetry.trace import Link, Span
 
 from opentelemetry_instrumentation_mcp._message import Message, SessionState
 
@@ -55,7 +55,7 @@ _GETTER = _StringGetter()
 
 def extract(carrier: object, base: Context) -> Context | None:
     """Read the span context a carrier (`_meta`, HTTP headers) holds into `base`; None when it holds no valid one."""
-    if not carrier or not isinstance(carrier, Mapping):
+    if not carrier or (type(carrier) is not dict and not isinstance(carrier, Mapping)):  # an ABC's isinstance is slow
         return None
     try:
         extracted = propagate.extract(carrier, context=base, getter=_GETTER)
@@ -152,10 +152,11 @@ def inject_into_params(params: object, fields: Mapping[str, object]) -> object:
     return {**params, "_meta": {**own, **fields}}
 
 
-def choose_client_parent(current: Context, meta: object) -> Context:
-    """Choose the parent of a CLIENT span: the current context, else a valid context the outgoing `_meta` was given
-    by hand (so that it is continued rather than replaced by a new trace)."""
-    if has_span(current):
+def choose_client_parent(current: Context, current_span: Span, meta: object) -> Context:
+    """Choose the parent of a CLIENT span: the current context (whose span is `current_span`) if it holds a valid
+    span, else a valid context the outgoing `_meta` was given by hand (so that it is continued rather than replaced
+    by a new trace)."""
+    if current_span.get_span_context().is_valid:
         return current
     return extract_from_meta(meta, current) or current
 
