@@ -1,14 +1,22 @@
-"""The cost of tracing under load, end to end: wall time of many concurrent streamable HTTP sessions.
+"""The cost of tracing under load, end to end: many concurrent streamable HTTP sessions against a server process.
 
-    python benchmarks/load.py [--sessions 100] [--calls 20] [--rounds 5]
+    python benchmarks/load.py [--sessions 100] [--calls 20] [--rounds 5] [--clients raw|sdk]
 
-Per configuration and round, a server process (the SDK's high-level server, stateful streamable HTTP under
-uvicorn on 127.0.0.1) and a client process (the SDK's `ClientSession`s, `--sessions` at once, each making
-`--calls` sequential `tools/call`s of a trivial tool), both set up alike, export over OTLP/HTTP to a receiver
-this script runs, with the SDK's default batch schedule. Reported: the client's wall time from the first
-session's start to the last one's end, the median over the rounds, and its ratio to the bare run's.
+Per configuration and round, a server process (the SDK's high-level server with a trivial tool, stateful
+streamable HTTP with JSON responses, under uvicorn on 127.0.0.1) exports over OTLP/HTTP to a receiver this script
+runs, with the SDK's default batch schedule, and a client process opens `--sessions` sessions at once, each making
+`--calls` sequential `tools/call`s. Reported, as medians over the rounds with their ratio to the bare run's: the
+server process's CPU time per call (all its threads, the span processor's included) while the timed sessions run,
+and the client's wall time from the first session's start to the last one's end.
 
-Configurations (the same on both sides):
+Clients:
+  raw  (default) one thread per session speaking JSON-RPC over HTTP as a foreign client does, untraced, sending its
+       own `traceparent` in the `_meta` of `initialize`: the server is the busy side, so its cost is what is seen
+  sdk  the SDK's `ClientSession`s in one event loop, set up as the server is (traced in the traced configurations):
+       the client process is then the busy side and its own tracing is measured as much as the server's, so the
+       wall time says little of the server's cost (the server's CPU time still says it)
+
+Configurations (of the server, and of `sdk` clients):
   bare         the SDK, no OpenTelemetry SDK configured
   sdk-tracing  mcp 2.x's own tracing, with an SDK tracer provider (mcp 2.x only)
   ours         this instrumentation, with SDK tracer and meter providers (metrics exported every 60 s, the
@@ -69,15 +77,14 @@ def serve(configuration: str, endpoint: str, port: int) -> None:
     configure(configuration, endpoint)
     # a line per session opened and closed, and (mcp 1.x) a traceback per client that leaves: not the subject
     logging.getLogger("mcp").setLevel(logging.CRITICAL)
-    app = streamable_http_app(fastmcp_app(), stateless=False, json_response=False)
+    app = streamable_http_app(fastmcp_app(), stateless=False, json_response=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
-async def load(url: str, sessions: int, calls: int) -> float:
-    """Seconds from the first session's start to the last one's end."""
+async def load_with_sdk_clients(url: str, sessions: int, calls: int) -> float:
+    """Seconds from the first session's start to the last one's end, the SDK's `ClientSession`s in one loop."""
     import anyio
 
-    sys.path.insert(0, str(ROOT / "tests"))
     from support.compat import is_error
     from support.sessions import connected
 
@@ -93,12 +100,55 @@ async def load(url: str, sessions: int, calls: int) -> float:
     return time.perf_counter() - started
 
 
-def client(configuration: str, endpoint: str, url: str, sessions: int, calls: int) -> None:
+def load_with_raw_clients(url: str, sessions: int, calls: int) -> float:
+    """Seconds from the first session's start to the last one's end, a thread per raw session."""
+    import secrets
+    from concurrent.futures import ThreadPoolExecutor
+
+    from support.peers import StreamableHttpPeer
+
+    def session() -> None:
+        peer = StreamableHttpPeer(url.removesuffix("/mcp"))  # it posts to /mcp
+        try:
+            peer.initialize({"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"})
+            for _ in range(calls):
+                answer = peer.request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}})
+                assert not answer["result"].get("isError"), answer
+        finally:
+            peer.close()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(sessions) as pool:
+        for future in [pool.submit(session) for _ in range(sessions)]:
+            future.result()
+    return time.perf_counter() - started
+
+
+def client(clients: str, configuration: str, endpoint: str, url: str, *, sessions: int, calls: int) -> None:
+    """Warm up, say `ready` and wait for a line on stdin, then run the timed sessions and print their seconds."""
     import anyio
 
-    configure(configuration, endpoint)
-    anyio.run(load, url, 5, 5)  # warm-up: imports, first connections
-    print(anyio.run(load, url, sessions, calls))
+    sys.path.insert(0, str(ROOT / "tests"))
+    if clients == "sdk":
+        configure(configuration, endpoint)
+
+        def timed(count: int, per_session: int) -> float:
+            return anyio.run(load_with_sdk_clients, url, count, per_session)
+    else:
+
+        def timed(count: int, per_session: int) -> float:
+            return load_with_raw_clients(url, count, per_session)
+
+    timed(5, 5)  # warm-up: imports, first connections, the server's first calls
+    print("ready", flush=True)
+    sys.stdin.readline()
+    print(timed(sessions, calls), flush=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system, all threads) a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -117,25 +167,30 @@ def wait_for(port: int, seconds: float = 20) -> None:
     raise RuntimeError(f"the server did not listen on {port}")
 
 
-def run(configuration: str, endpoint: str, sessions: int, calls: int) -> float:
+def run(clients: str, configuration: str, endpoint: str, sessions: int, calls: int) -> tuple[float, float]:
+    """One round of one configuration: the server's CPU milliseconds per call, and the client's wall seconds."""
     port = free_port()
     script = str(Path(__file__).resolve())
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
-    counts = [str(sessions), str(calls)]
     server = subprocess.Popen([sys.executable, script, "--serve", configuration, endpoint, str(port)], env=env)
     try:
         wait_for(port)
-        result = subprocess.run(
-            [sys.executable, script, "--client", configuration, endpoint, f"http://127.0.0.1:{port}/mcp", *counts],
-            stdout=subprocess.PIPE,
-            text=True,
-            check=True,
-            env=env,
-        )
+        url = f"http://127.0.0.1:{port}/mcp"
+        command = [sys.executable, script, "--client", clients, configuration, endpoint, url, str(sessions), str(calls)]
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        assert process.stdin is not None
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        before = cpu_seconds(server.pid)
+        process.stdin.write("\n")
+        process.stdin.flush()
+        wall = float(process.stdout.readline())
+        server_ms = (cpu_seconds(server.pid) - before) / (sessions * calls) * 1000
+        process.communicate()
     finally:
         server.terminate()
         server.wait(10)
-    return float(result.stdout.strip().splitlines()[-1])
+    return server_ms, wall
 
 
 def main() -> None:
@@ -143,20 +198,21 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--clients", choices=["raw", "sdk"], default="raw")
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--client", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--client", nargs=6, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve:
         configuration, endpoint, port = arguments.serve
         serve(configuration, endpoint, int(port))
         return
     if arguments.client:
-        configuration, endpoint, url, sessions, calls = arguments.client
-        client(configuration, endpoint, url, int(sessions), int(calls))
+        clients, configuration, endpoint, url, sessions, calls = arguments.client
+        client(clients, configuration, endpoint, url, sessions=int(sessions), calls=int(calls))
         return
     from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver
 
-    samples: dict[str, list[float]] = {name: [] for name in CONFIGURATIONS}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in CONFIGURATIONS}
     received: dict[str, int] = dict.fromkeys(CONFIGURATIONS, 0)
     with OtlpReceiver(store=False) as receiver:
         for _ in range(arguments.rounds):
@@ -166,18 +222,27 @@ def main() -> None:
                     received[name] += len(spans)
 
                 receiver._on_spans = count  # the receiver's one listener, per configuration
-                samples[name].append(run(name, receiver.endpoint, arguments.sessions, arguments.calls))
-    bare = statistics.median(samples["bare"])
+                samples[name].append(
+                    run(arguments.clients, name, receiver.endpoint, arguments.sessions, arguments.calls)
+                )
     print(
         f"mcp {metadata.version('mcp')}, {arguments.sessions} concurrent streamable HTTP sessions x "
-        f"{arguments.calls} calls, {arguments.rounds} rounds, client wall time\n"
+        f"{arguments.calls} calls, {arguments.clients} clients, {arguments.rounds} rounds (medians, min to max)\n"
     )
-    print(f"  {'configuration':<12} {'median s':>9} {'min':>7} {'max':>7} {'x bare':>7} {'spans received':>15}")
+    bare_server = statistics.median(server for server, _ in samples["bare"])
+    bare_wall = statistics.median(wall for _, wall in samples["bare"])
+    print(
+        f"  {'configuration':<12} {'server CPU ms/call':>25} {'x bare':>7} {'client wall s':>21} {'x bare':>7}"
+        f" {'spans':>8}"
+    )
     for name, values in samples.items():
-        median = statistics.median(values)
+        server = [value for value, _ in values]
+        wall = [value for _, value in values]
         print(
-            f"  {name:<12} {median:9.2f} {min(values):7.2f} {max(values):7.2f} {median / bare:7.2f} "
-            f"{received[name]:>15}"
+            f"  {name:<12} {statistics.median(server):8.3f} ({min(server):.3f}-{max(server):.3f})"
+            f" {statistics.median(server) / bare_server:7.2f}"
+            f" {statistics.median(wall):7.2f} ({min(wall):.2f}-{max(wall):.2f})"
+            f" {statistics.median(wall) / bare_wall:7.2f} {received[name]:>8}"
         )
 
 
