@@ -59,6 +59,10 @@ class SessionState:
     session_id: str | None = None
     network: Mapping[str, AttributeValue] = field(default_factory=dict)
     """The `network.*` attributes of the session's transport, for messages that arrive without them."""
+    peer: object = None
+    """The HTTP version and client address of the request the session's peer attributes were read from."""
+    peer_attributes: Attributes = field(default_factory=dict)
+    """The network and client attributes of the session's HTTP requests, while its peer stays the same."""
     client: ClientTransport | None = None
     """The transport of a client session, taken from the one its task opened last."""
     start_time: float | None = None

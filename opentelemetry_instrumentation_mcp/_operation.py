@@ -170,8 +170,9 @@ class Operation:
             if not self._borrowed:
                 self.span.end()
             if self._duration is not None:
-                keys = self._side.duration_keys
-                attributes = {key: value for key, value in self._attributes.items() if key in keys}
+                recorded = self._attributes
+                # the keys the metric may carry, sorted: every point's attributes in one order
+                attributes = {key: recorded[key] for key in sorted(self._side.duration_keys.intersection(recorded))}
                 # in the operation's own context: an exemplar leads to the span it measured
                 self._duration.record(default_timer() - self._start_time, attributes, self.context)
         except Exception as error:  # noqa: BLE001

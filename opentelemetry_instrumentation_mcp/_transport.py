@@ -79,8 +79,7 @@ def session_transport(state: SessionState, *, client: bool) -> Transport:
 def request_transport(request: Any, state: SessionState) -> Transport:
     """What the HTTP request that carried a message tells (in the task that received it); the session keeps its
     network facts and id for the messages that will arrive without them."""
-    transport = _http_transport(request, context_api.get_current())
-    state.network = {key: value for key, value in transport.attributes.items() if key.startswith("network.")}
+    transport = _http_transport(request, context_api.get_current(), state)
     state.session_id = transport.session_id or state.session_id
     return transport
 
@@ -101,34 +100,40 @@ class _Received:
     session_id: str | None
 
 
-def _http_transport(request: Any, ambient: Context) -> Transport:
+def _http_transport(request: Any, ambient: Context, state: SessionState) -> Transport:
     """What a Starlette `Request` tells; `ambient` stands in for the request's context where none was noted."""
     scope = getattr(request, "scope", None)
-    if not isinstance(scope, Mapping):
+    if type(scope) is not dict and not isinstance(scope, Mapping):  # Starlette's is a dict: an ABC's check is slow
+        state.network, state.peer = {}, None
         return NO_TRANSPORT
     received = scope.get(_SCOPE_KEY)
     request_context = received.context if isinstance(received, _Received) else ambient
     sent = extract(getattr(request, "headers", None), Context())
     return Transport(
-        attributes=_peer_attributes(scope),
+        attributes=_peer_attributes(scope, state),
         context=request_context if has_span(request_context) else sent,
         sent_context=sent,
         session_id=received.session_id if isinstance(received, _Received) else None,
     )
 
 
-def _peer_attributes(scope: Mapping[str, Any]) -> Attributes:
+def _peer_attributes(scope: Mapping[str, Any], state: SessionState) -> Attributes:
+    """The network and client attributes of an HTTP request, read anew only when the session's peer changes its HTTP
+    version or address; the session keeps the network ones for the messages that arrive without a request."""
+    peer = version, client = scope.get("http_version"), scope.get("client")
+    if peer == state.peer:
+        return state.peer_attributes
     attributes: Attributes = {NETWORK_TRANSPORT: _TCP, NETWORK_PROTOCOL_NAME: "http"}
-    version = scope.get("http_version")
     if isinstance(version, str):
         attributes[NETWORK_PROTOCOL_VERSION] = version
-    client = scope.get("client")
     if isinstance(client, (tuple, list)) and len(client) == 2:
         host, port = client
         if isinstance(host, str):
             attributes[CLIENT_ADDRESS] = host
         if isinstance(port, int):
             attributes[CLIENT_PORT] = port
+    state.peer, state.peer_attributes = peer, attributes
+    state.network = {key: value for key, value in attributes.items() if key.startswith("network.")}
     return attributes
 
 
@@ -146,17 +151,16 @@ def _url_attributes(url: object) -> Attributes:
 
 
 def _note_request(scope: object, session_id: object) -> None:
-    if isinstance(scope, MutableMapping):
+    if type(scope) is dict or isinstance(scope, MutableMapping):
         scope[_SCOPE_KEY] = _Received(context_api.get_current(), session_id if isinstance(session_id, str) else None)
 
 
 def _noting_streamable_http_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """`StreamableHTTPServerTransport.handle_request(scope, ...)`: the request's context and the session's id."""
-    guarded(
-        "noting an HTTP request",
-        lambda: _note_request(argument(args, kwargs, 0, "scope"), getattr(instance, "mcp_session_id", None)),
-        None,
-    )
+    try:
+        _note_request(argument(args, kwargs, 0, "scope"), getattr(instance, "mcp_session_id", None))
+    except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
+        report("noting an HTTP request", error)
     return wrapped(*args, **kwargs)
 
 

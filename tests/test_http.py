@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -31,6 +32,26 @@ def assert_http_attributes(span: ReadableSpan) -> None:
 
 def names(spans: list[ReadableSpan]) -> list[str]:
     return [span.name for span in spans]
+
+
+def test_a_sessions_request_over_a_new_connection_carries_that_connections_port(
+    instrumented: InMemorySpanExporter,
+) -> None:
+    """The peer attributes a session keeps are read again when its requests come from another address."""
+    with serving(streamable_http_app(reference_app(), stateless=False, json_response=True)) as url:
+        peer = StreamableHttpPeer(url)
+        peer.initialize()
+        peer.request("ping")
+        peer.client.close()  # the next request opens a new connection, from another port
+        peer.client = httpx.Client(base_url=url, timeout=10)
+        peer.request("ping")
+        peer.request("ping")
+        peer.close()
+    first, second, third = [span for span in ours(instrumented) if span.name == "ping"]
+    ports = [dict(span.attributes or {})["client.port"] for span in (first, second, third)]
+    assert ports[0] != ports[1] == ports[2]
+    for span in (first, second, third):
+        assert_http_attributes(span)
 
 
 @pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])

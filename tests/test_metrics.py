@@ -22,6 +22,11 @@ pytestmark = pytest.mark.anyio
 NEVER = {"jsonrpc.request.id", "mcp.session.id", "mcp.resource.uri", "client.address", "client.port"}
 
 
+def _by_items(attributes: dict[str, Any]) -> list[tuple[str, str]]:
+    """A sort key of a point's attributes that does not depend on their order."""
+    return sorted((key, str(value)) for key, value in attributes.items())
+
+
 def by_method(reader: InMemoryMetricReader, name: str) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for point in points(reader, name):
@@ -42,7 +47,7 @@ async def test_operation_durations_on_both_sides(metrics: InMemoryMetricReader) 
     client = by_method(metrics, "mcp.client.operation.duration")
     version = server["initialize"][0]["mcp.protocol.version"]
     for side in (server, client):
-        assert sorted(side["tools/call"], key=str) == sorted(
+        assert sorted(side["tools/call"], key=_by_items) == sorted(
             [
                 {
                     "mcp.method.name": "tools/call",
@@ -58,7 +63,7 @@ async def test_operation_durations_on_both_sides(metrics: InMemoryMetricReader) 
                     "error.type": "tool_error",
                 },
             ],
-            key=str,
+            key=_by_items,
         )
         assert side["prompts/get"] == [
             {"mcp.method.name": "prompts/get", "gen_ai.prompt.name": "greet", "mcp.protocol.version": version}
