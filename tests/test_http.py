@@ -43,7 +43,7 @@ def test_a_sessions_request_over_a_new_connection_carries_that_connections_port(
         peer.initialize()
         peer.request("ping")
         peer.client.close()  # the next request opens a new connection, from another port
-        peer.client = httpx.Client(base_url=url, timeout=10)
+        peer.client = httpx.Client(base_url=url, timeout=10, follow_redirects=True)
         peer.request("ping")
         peer.request("ping")
         peer.close()
