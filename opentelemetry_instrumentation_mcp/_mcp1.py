@@ -253,6 +253,7 @@ class Adapter(SdkAdapter):
                 "Server._handle_message",
                 wrappers.receiving(self._read_handled_by_server, self._handle_by_kind),
                 why="every request but `initialize` and every notification a server handles, each in its own task",
+                per_message=True,
             ),
             Target(
                 "mcp.server.session",
@@ -260,6 +261,7 @@ class Adapter(SdkAdapter):
                 wrappers.receiving(self._read_answered_by_session, self._handle_by_method),
                 why="`initialize`, which it answers inline, and requests it refuses before initialization; reads "
                 "`_initialization_state`",
+                per_message=True,
             ),
             Target(
                 "mcp.server.session",
@@ -267,30 +269,35 @@ class Adapter(SdkAdapter):
                 _noting_notification_request,
                 why="every notification a server session receives, in its receive loop, which still holds the HTTP "
                 "request that carried it (read off the loop's frame: its local `message`) and then drops it",
+                per_message=True,
             ),
             Target(
                 "mcp.client.session",
                 "ClientSession._received_request",
                 wrappers.receiving(self._read_client_request, self._handle_request),
                 why="every request a client receives (sampling, elicitation, roots)",
+                per_message=True,
             ),
             Target(
                 "mcp.client.session",
                 "ClientSession._received_notification",
                 wrappers.receiving(self._read_client_notification),
                 why="every notification a client receives (logs, progress, list changes)",
+                per_message=True,
             ),
             Target(
                 "mcp.shared.session",
                 "BaseSession.send_request",
                 wrappers.sending(partial(self._read_sent, "request"), _inject, request=True),
                 why="every request either side sends; reads `_request_id`, the id the SDK gives it",
+                per_message=True,
             ),
             Target(
                 "mcp.shared.session",
                 "BaseSession.send_notification",
                 wrappers.sending(partial(self._read_sent, "notification"), _inject, request=False),
                 why="every notification either side sends",
+                per_message=True,
             ),
             Target(
                 "mcp.client.session",

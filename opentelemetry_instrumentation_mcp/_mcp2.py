@@ -37,6 +37,7 @@ from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from opentelemetry_instrumentation_mcp._conventions import JSONRPC_REQUEST_ID
 from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._message import Message, session_state, share_state
 from opentelemetry_instrumentation_mcp._operation import JsonRpcError, carried_error_reader
@@ -111,31 +112,26 @@ class _NoSpan:
 _NO_SPAN = _NoSpan()
 
 
-def _no_sdk_client_span(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> _NoSpan:
+def _no_sdk_client_span(name: str, *, attributes: Mapping[str, Any] | None = None, **kwargs: Any) -> _NoSpan:
+    """The dispatcher's `otel_span(...)`, muted: no span, and the request's id (which the dispatcher has allocated by
+    then) noted for our CLIENT span."""
+    if attributes:
+        note_request_id(attributes.get(JSONRPC_REQUEST_ID))
     return _NO_SPAN
 
 
-def _no_sdk_injection(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> None:
-    return None
+def _no_sdk_injection(meta: object) -> None:
+    """The dispatcher's `inject_trace_context(out_meta)`, muted: the params already carry our context."""
 
 
-def _only_call_next(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Awaitable[Any]:
-    return _call_next(*args, **kwargs)
-
-
-def _call_next(ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Awaitable[Any]:
+def _only_call_next(self: object, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Awaitable[Any]:
+    """`OpenTelemetryMiddleware.__call__`, muted: it only calls the rest of the middleware chain."""
     return call_next(ctx)
 
 
 async def _suppressed(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
     with suppress_instrumentation():
         return await wrapped(*args, **kwargs)
-
-
-def _noting_allocated_id(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-    request_id = wrapped(*args, **kwargs)
-    note_request_id(request_id)
-    return request_id
 
 
 def _noting_direct_id(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
@@ -190,27 +186,31 @@ class Adapter(SdkAdapter):
                 received_by_server,
                 why="every request a server receives, any transport and era, with the connection (its session); the "
                 "dispatch contexts that send a handler's messages themselves are told by their private class names",
+                per_message=True,
             ),
             Target(
                 "mcp.server.runner",
                 "ServerRunner._on_notify",
                 received_by_server,
                 why="every notification a server receives, with the connection (its session)",
+                per_message=True,
             ),
             Target(
                 "mcp.client.session",
                 "ClientSession._on_request",
                 received_by_client,
                 why="every request a client receives (sampling, elicitation, roots)",
+                per_message=True,
             ),
             Target(
                 "mcp.client.session",
                 "ClientSession._on_notify",
                 received_by_client,
                 why="every notification a client receives (logs, progress, list changes)",
+                per_message=True,
             ),
             *(
-                Target(module, f"{sender}.{method}", wrapper, why=sends)
+                Target(module, f"{sender}.{method}", wrapper, why=sends, per_message=True)
                 for module, sender, request, notification in (
                     (_DISPATCHER, "JSONRPCDispatcher", sent_requests, sent_notifications),
                     (_DIRECT, "DirectDispatcher", in_process_requests, in_process_notifications),
@@ -223,6 +223,7 @@ class Adapter(SdkAdapter):
                 "_SingleExchangeDispatchContext.notify",
                 sent_notifications,
                 why="a handler's notification in a single-exchange HTTP dispatch (it refuses requests unsent)",
+                per_message=True,
             ),
             Target(
                 "mcp.client.session",
@@ -261,34 +262,33 @@ class Adapter(SdkAdapter):
                 why="a dispatcher serving a `ServerRunner` sends on that runner's connection's session",
             ),
             Target(
-                _DISPATCHER,
-                "JSONRPCDispatcher._allocate_id",
-                _noting_allocated_id,
-                why="the id of the request being sent, which the dispatcher allocates as it sends",
-            ),
-            Target(
                 _DIRECT,
                 "DirectDispatcher._make_context",
                 _noting_direct_id,
                 why="the id an in-process request is given",
+                per_message=True,
             ),
             Target(
                 "mcp.server._otel",
                 "OpenTelemetryMiddleware.__call__",
                 _only_call_next,
                 why="the SDK's own SERVER span, muted: it only calls the rest of the middleware chain",
+                replaces=True,
             ),
             Target(
                 _DISPATCHER,
                 "otel_span",
                 _no_sdk_client_span,
-                why="the SDK's own CLIENT span, muted where the dispatcher bound it by name",
+                why="the SDK's own CLIENT span, muted where the dispatcher bound it by name; it is handed the id of "
+                "the request being sent, which the dispatcher has just allocated",
+                replaces=True,
             ),
             Target(
                 _DISPATCHER,
                 "inject_trace_context",
                 _no_sdk_injection,
                 why="the SDK's own injection, skipped: the params already carry our context",
+                replaces=True,
             ),
             Target(
                 _MODERN_HTTP,

@@ -356,6 +356,7 @@ def _posting_targets(headers: bool) -> list[Target]:
             "StreamableHTTPTransport._handle_post_request",
             _posting_in_message_context(_streamable_http_posted_params, headers=headers, headers_argument=False),
             why="posts one message: on 1.x in the task of the transport, not of the message",
+            per_message=True,
         ),
         Target(
             "mcp.client.sse",
@@ -364,6 +365,7 @@ def _posting_targets(headers: bool) -> list[Target]:
             optional=True,
             why="posts one message of the SSE client (releases that post through it); its other requests pass as "
             "they are",
+            per_message=True,
         ),
         *(
             Target(
@@ -372,6 +374,7 @@ def _posting_targets(headers: bool) -> list[Target]:
                 _adding_context_headers,
                 optional=True,
                 why="builds the headers of every request of the transport; only the POST of a message gets ours",
+                per_message=True,
             )
             for method in headers_methods
             if headers
@@ -400,12 +403,14 @@ def transport_targets(flush: Callable[[], Awaitable[None]], *, inject_http_heade
             "StreamableHTTPServerTransport.handle_request",
             _noting_streamable_http_request,
             why="the request's task, before the message leaves for the session's: its context and the session id",
+            per_message=True,
         ),
         Target(
             "mcp.server.sse",
             "SseServerTransport.handle_post_message",
             _noting_sse_post,
             why="the POST's task, before the message leaves for the session's: its context and the session id",
+            per_message=True,
         ),
         Target(
             "mcp.server.streamable_http_manager",

@@ -49,9 +49,11 @@ _request_being_sent: ContextVar[Operation | None] = ContextVar("opentelemetry_mc
 
 
 def note_request_id(request_id: object) -> None:
-    """The SDK gave the request this task is sending its id."""
+    """The SDK gave the request this task is sending its id: noted once, so that a request sent from within that
+    request's handling in this task (in process) does not pass its own id off as the first one's."""
     operation = _request_being_sent.get()
     if operation is not None and request_id is not None:
+        _request_being_sent.set(None)
         try:
             operation.record_request_id(request_id)
         except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host

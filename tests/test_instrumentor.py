@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import subprocess
@@ -93,7 +94,6 @@ def patched_targets() -> list[tuple[Any, str]]:
         (jsonrpc_dispatcher.JSONRPCDispatcher, "send_raw_request"),
         (jsonrpc_dispatcher.JSONRPCDispatcher, "notify"),
         (jsonrpc_dispatcher.JSONRPCDispatcher, "run"),
-        (jsonrpc_dispatcher.JSONRPCDispatcher, "_allocate_id"),
         (DirectDispatcher, "send_raw_request"),
         (DirectDispatcher, "notify"),
         (DirectDispatcher, "_make_context"),
@@ -130,7 +130,7 @@ def the_table(*, optional: bool = True) -> list[tuple[Any, str]]:
     instrumentor = McpInstrumentor()
     instrumentor.instrument()
     applied = [
-        (owner, name) for target, owner, name in instrumentor._patcher.applied if optional or not target.optional
+        (owner, name) for target, owner, name, _ in instrumentor._patcher.applied if optional or not target.optional
     ]
     instrumentor.uninstrument()
     return applied
@@ -144,7 +144,7 @@ def test_every_target_says_why_it_is_wrapped() -> None:
     """What each wrapper learns there, and the SDK's private names it reads: no public hook serves."""
     instrumentor = McpInstrumentor()
     instrumentor.instrument()
-    reasons = {target.name: target.why for target, _, _ in instrumentor._patcher.applied}
+    reasons = {target.name: target.why for target, *_ in instrumentor._patcher.applied}
     instrumentor.uninstrument()
     assert reasons
     assert [name for name, why in reasons.items() if len(why.split()) < 3] == []
@@ -188,6 +188,25 @@ def test_uninstrument_restores_every_target_exactly() -> None:
             assert current(owner, attribute) is original, (owner, attribute)
 
 
+def test_a_plain_function_in_a_target_s_place_passes_for_it() -> None:
+    """The plain functions put in the place of per-message methods and muted ones: the method's name and signature,
+    and a coroutine function where the method is one, as far as Python can mark one (3.12+)."""
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument()
+    try:
+        placed = [(owner, attribute, original) for _, owner, attribute, original in instrumentor._patcher.applied]
+        placed = [(owner, attribute, original) for owner, attribute, original in placed if original is not None]
+        assert placed
+        for owner, attribute, original in placed:
+            stand_in = current(owner, attribute)
+            assert (stand_in.__name__, stand_in.__wrapped__) == (original.__name__, original), (owner, attribute)
+            assert inspect.signature(stand_in) == inspect.signature(original), (owner, attribute)
+            if sys.version_info >= (3, 12):
+                assert inspect.iscoroutinefunction(stand_in) == inspect.iscoroutinefunction(original), attribute
+    finally:
+        instrumentor.uninstrument()
+
+
 def test_a_target_this_release_lacks_costs_that_target_only(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -220,17 +239,17 @@ def test_a_failure_half_way_undoes_what_was_applied(
 ) -> None:
     table = the_table()
     originals = {(owner, attribute): current(owner, attribute) for owner, attribute in table}
-    wrap = _patching.wrap_function_wrapper
+    find = _patching.Target.owner
     calls = 0
 
-    def failing_late(*args: Any) -> Any:
+    def failing_late(target: _patching.Target) -> Any:
         nonlocal calls
         calls += 1
         if calls == len(table) // 2:
-            raise RuntimeError("wrapt broke")
-        return wrap(*args)
+            raise RuntimeError("the patching broke")
+        return find(target)
 
-    monkeypatch.setattr(_patching, "wrap_function_wrapper", failing_late)
+    monkeypatch.setattr(_patching.Target, "owner", failing_late)
     instrumentor = McpInstrumentor()
     with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_mcp"):
         instrumentor.instrument()  # the host goes on: nothing raised
