@@ -112,7 +112,8 @@ def is_tool_execution_span(span: Span, tool: object) -> bool:
     openai-agents' contrib instrumentation set no tool name until the tool returns), or one whose `gen_ai.tool.name`
     is `tool` and whose `gen_ai.operation.name` is `execute_tool` (pydantic-ai; Traceloop's `{tool}.tool`). Spans
     with no `gen_ai.*` (OpenInference's) are not; nor are the MCP spans themselves, which are SERVER or CLIENT."""
-    if not isinstance(tool, str) or getattr(span, "kind", None) is not SpanKind.INTERNAL or not span.is_recording():
+    # recording first: a span that lacks `kind` (a non-recording one) would cost `getattr` an exception
+    if not isinstance(tool, str) or not span.is_recording() or getattr(span, "kind", None) is not SpanKind.INTERNAL:
         return False
     named = getattr(span, "name", None) == f"execute_tool {tool}"
     attributes = getattr(span, "attributes", None) or {}

@@ -51,14 +51,15 @@ _NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
 def _fields(model: object) -> Mapping[str, Any]:
     """The fields of a pydantic model, read without its attribute lookups (a lookup that fails costs pydantic an
-    exception); none where it has none."""
-    fields = getattr(model, "__dict__", None)
+    exception); none where it has none. An absent model is told apart first: a `getattr` that fails costs an
+    exception even with a default."""
+    fields = None if model is None else getattr(model, "__dict__", None)
     return fields if isinstance(fields, dict) else _NO_FIELDS
 
 
 def _field(model: object, name: str) -> Any:
     """One field, read as `_fields` reads them, in one call: every message passes here."""
-    fields = getattr(model, "__dict__", None)
+    fields = None if model is None else getattr(model, "__dict__", None)
     return fields.get(name) if isinstance(fields, dict) else None
 
 
@@ -70,7 +71,7 @@ def _root(model: Any) -> Any:
 
 def _meta_fields(meta: object) -> object:
     """The `_meta` keys beyond the SDK's declared ones, as the peer sent them (pydantic `extra="allow"`)."""
-    return getattr(meta, "model_extra", None)
+    return None if meta is None else getattr(meta, "model_extra", None)
 
 
 def _http_request(metadata: object) -> Any:

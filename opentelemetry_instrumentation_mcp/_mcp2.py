@@ -308,7 +308,8 @@ class Adapter(SdkAdapter):
         meta = fields.get("_meta")
         if getattr(dctx.transport, "kind", None) == DIRECT_TRANSPORT_KIND:
             meta = _with_current_context(meta)
-        request = getattr(dctx.message_metadata, "request_context", None)  # the HTTP request that carried it
+        metadata = dctx.message_metadata
+        request = None if metadata is None else getattr(metadata, "request_context", None)  # the HTTP request
         if not self._operations.traces_received(method, meta, request, state):
             return None
         if request is not None:

@@ -43,6 +43,8 @@ class ClientTransport:
     """The SDK's `StreamableHTTPTransport`, which learns the session id from the server's answer."""
 
     def transport(self) -> Transport:
+        if self.http is None:
+            return Transport(self.attributes)
         session_id = getattr(self.http, "session_id", None)
         return Transport(self.attributes, session_id=session_id if isinstance(session_id, str) else None)
 

@@ -226,7 +226,8 @@ def _streamable_http_posted_params(args: tuple[Any, ...], kwargs: dict[str, Any]
     """`StreamableHTTPTransport._handle_post_request(ctx)`: the params of the message it posts (a `JSONRPCMessage`
     on 1.x, whose `root` is the message; the message itself on 2.x)."""
     message = argument(args, kwargs, 0, "ctx").session_message.message
-    return getattr(getattr(message, "root", message), "params", None)
+    inner = vars(message).get("root", message)  # read off the models' fields: a `getattr` that fails costs more
+    return vars(inner).get("params")
 
 
 def _sse_posted_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
