@@ -29,7 +29,6 @@ from mcp.server.session import InitializationState, ServerSession
 from mcp.shared.exceptions import McpError
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.session import BaseSession, RequestResponder
-from pydantic import RootModel
 from wrapt import ObjectProxy
 
 from opentelemetry_instrumentation_mcp._conventions import UNKNOWN_EXCEPTION
@@ -65,8 +64,10 @@ def _field(model: object, name: str) -> Any:
 
 def _root(model: Any) -> Any:
     """The request, notification or result a model holds: the union's member (`ClientRequest`, `ServerResult`...),
-    or the model itself where it is a bare one (a `ReadResourceRequest`, as FastMCP hands the SDK)."""
-    return model.root if isinstance(model, RootModel) else model
+    or the model itself where it is a bare one (a `ReadResourceRequest`, as FastMCP hands the SDK). Read off its
+    fields: an `isinstance` of pydantic's `RootModel` passes through `ABCMeta`, slow for every message."""
+    root = _field(model, "root")
+    return model if root is None else root
 
 
 def _meta_fields(meta: object) -> object:
@@ -85,6 +86,10 @@ def _protocol_version(state: SessionState, http_request: Any) -> str | None:
         headers = getattr(http_request, "headers", None)
         version = headers.get("mcp-protocol-version") if headers is not None else None
     return version
+
+
+def _bind_handle_message(message: object, session: Session, *args: Any, **kwargs: Any) -> tuple[object, Session]:
+    return message, session
 
 
 def _client(session: Session) -> bool:
@@ -333,8 +338,7 @@ class Adapter(SdkAdapter):
 
     def _read_handled_by_server(self, server: Server[Any, Any], args: Args, kwargs: Kwargs) -> Message | None:
         """`Server._handle_message(message, session, ...)`: a request's responder or a notification."""
-        message = argument(args, kwargs, 0, "message")
-        session = argument(args, kwargs, 1, "session")
+        message, session = _bind_handle_message(*args, **kwargs)
         if isinstance(message, RequestResponder):
             return self._read_request(message, session)
         if isinstance(message, types.ClientNotification):

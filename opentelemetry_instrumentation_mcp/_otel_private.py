@@ -14,7 +14,7 @@ from opentelemetry.metrics._internal import _ProxyMeter
 from opentelemetry.trace import ProxyTracer, Tracer
 
 
-def global_providers_unset(*, traces: bool) -> bool:
+def global_providers_unset(traces: bool) -> bool:
     """Whether the API's global meter provider, and with `traces` its global tracer provider, are still unset.
 
     The public getters look the environment up on every call until a provider is set, too slow to ask per message:

@@ -41,7 +41,7 @@ def _checked_until_true(records: Callable[[], bool], *, proxied: bool, traces: b
         nonlocal configured
         if configured:
             return True
-        if proxied and global_providers_unset(traces=traces):
+        if proxied and global_providers_unset(traces):
             return False
         configured = records()
         return configured
