@@ -39,6 +39,8 @@ Configurations:
   ours-spans  this instrumentation, with an SDK tracer provider only
   ours        this instrumentation, with SDK tracer and meter providers
   ours-noop   this instrumentation, no providers configured
+  floor       mcp 2.x: the least code that records the spans `ours-spans` records for these calls, with an SDK
+              tracer provider (`benchmarks/floor.py`): what any code recording them costs at least
   records     no MCP call: the OpenTelemetry SDK's own cost of the two duration records an exchange makes (the
               attributes `ours` records over the transport, the conventions' buckets, in a sampled span's context
               as ours are), per pair, in a loop; measured with `ours`
@@ -75,6 +77,7 @@ CONFIGURATIONS = [
     "ours-spans",
     "ours",
     "ours-noop",
+    *(["floor"] if MCP2 else []),
 ]
 
 
@@ -106,6 +109,11 @@ def configure(configuration: str) -> Any:
         TraceloopInstrumentor().instrument(tracer_provider=tracer_provider)
     elif configuration == "ours-spans":
         McpInstrumentor().instrument(tracer_provider=tracer_provider)
+    elif configuration == "floor":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import floor
+
+        floor.install(tracer_provider)
     elif configuration == "ours":
         reader = InMemoryMetricReader()
         meter_provider = MeterProvider(metric_readers=[reader])
