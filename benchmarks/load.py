@@ -1,6 +1,6 @@
 """The cost of tracing under load, end to end: many concurrent streamable HTTP sessions against a server process.
 
-    python benchmarks/load.py [--sessions 100] [--calls 20] [--rounds 5] [--clients raw|sdk]
+    python benchmarks/load.py [--sessions 100] [--calls 20] [--rounds 5] [--clients raw|sdk] [--instructions]
 
 Per configuration and round, a server process (the SDK's high-level server with a trivial tool, stateful
 streamable HTTP with JSON responses, under uvicorn on 127.0.0.1) exports over OTLP/HTTP to a receiver this script
@@ -8,6 +8,11 @@ runs, with the SDK's default batch schedule, and a client process opens `--sessi
 `--calls` sequential `tools/call`s. Reported, as medians over the rounds with their ratio to the bare run's: the
 server process's CPU time per call (all its threads, the span processor's included) while the timed sessions run,
 and the client's wall time from the first session's start to the last one's end.
+
+With `--instructions` (Linux, with valgrind), each configuration's server runs once under callgrind instead, counted
+only while the timed sessions run (all its threads): thousands of instructions per call, which CPU time on a shared
+machine cannot resolve (its rounds spread by ±20 %). The server is some 50 times slower there, so the default load
+is then 20 sessions of 10 calls; the client's wall time is not reported.
 
 Clients:
   raw  (default) one thread per session speaking JSON-RPC over HTTP as a foreign client does, untraced, sending its
@@ -32,6 +37,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -167,14 +173,23 @@ def wait_for(port: int, seconds: float = 20) -> None:
     raise RuntimeError(f"the server did not listen on {port}")
 
 
-def run(clients: str, configuration: str, endpoint: str, sessions: int, calls: int) -> tuple[float, float]:
-    """One round of one configuration: the server's CPU milliseconds per call, and the client's wall seconds."""
+def run(
+    clients: str, configuration: str, endpoint: str, sessions: int, calls: int, *, counted: bool = False
+) -> tuple[float, float]:
+    """One round of one configuration: the server's CPU milliseconds per call (`counted`: thousands of instructions
+    under callgrind), and the client's wall seconds."""
     port = free_port()
     script = str(Path(__file__).resolve())
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
-    server = subprocess.Popen([sys.executable, script, "--serve", configuration, endpoint, str(port)], env=env)
+    scratch = Path(tempfile.mkdtemp())
+    callgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={scratch}/callgrind"]
+    server = subprocess.Popen(
+        [*(callgrind if counted else []), sys.executable, script, "--serve", configuration, endpoint, str(port)],
+        env=env,
+        stderr=subprocess.DEVNULL if counted else None,
+    )
     try:
-        wait_for(port)
+        wait_for(port, 600 if counted else 20)
         url = f"http://127.0.0.1:{port}/mcp"
         command = [sys.executable, script, "--client", clients, configuration, endpoint, url, str(sessions), str(calls)]
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
@@ -182,23 +197,31 @@ def run(clients: str, configuration: str, endpoint: str, sessions: int, calls: i
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"
         before = cpu_seconds(server.pid)
+        if counted:
+            subprocess.run(["callgrind_control", "--instr=on", str(server.pid)], check=True, capture_output=True)
         process.stdin.write("\n")
         process.stdin.flush()
         wall = float(process.stdout.readline())
+        if counted:
+            subprocess.run(["callgrind_control", "--instr=off", str(server.pid)], check=True, capture_output=True)
         server_ms = (cpu_seconds(server.pid) - before) / (sessions * calls) * 1000
         process.communicate()
     finally:
         server.terminate()
-        server.wait(10)
+        server.wait(120 if counted else 10)
+    if counted:
+        totals = [line for line in (scratch / "callgrind").read_text().splitlines() if line.startswith("totals:")]
+        server_ms = int(totals[0].split()[1]) / (sessions * calls) / 1000
     return server_ms, wall
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sessions", type=int, default=100)
-    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--sessions", type=int, help="100, or 20 with --instructions")
+    parser.add_argument("--calls", type=int, help="20, or 10 with --instructions")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", choices=["raw", "sdk"], default="raw")
+    parser.add_argument("--instructions", action="store_true", help="count the server's instructions, once")
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=6, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -212,37 +235,44 @@ def main() -> None:
         return
     from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver
 
+    counted = arguments.instructions
+    rounds = 1 if counted else arguments.rounds
+    sessions = arguments.sessions or (20 if counted else 100)
+    calls = arguments.calls or (10 if counted else 20)
+
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in CONFIGURATIONS}
     received: dict[str, int] = dict.fromkeys(CONFIGURATIONS, 0)
     with OtlpReceiver(store=False) as receiver:
-        for _ in range(arguments.rounds):
+        for _ in range(rounds):
             for name in CONFIGURATIONS:
 
                 def count(spans: list[Any], name: str = name) -> None:
                     received[name] += len(spans)
 
                 receiver._on_spans = count  # the receiver's one listener, per configuration
-                samples[name].append(
-                    run(arguments.clients, name, receiver.endpoint, arguments.sessions, arguments.calls)
-                )
+                samples[name].append(run(arguments.clients, name, receiver.endpoint, sessions, calls, counted=counted))
+    measure = "thousand instructions per call, once" if counted else f"{rounds} rounds (medians, min to max)"
     print(
-        f"mcp {metadata.version('mcp')}, {arguments.sessions} concurrent streamable HTTP sessions x "
-        f"{arguments.calls} calls, {arguments.clients} clients, {arguments.rounds} rounds (medians, min to max)\n"
+        f"mcp {metadata.version('mcp')}, {sessions} concurrent streamable HTTP sessions x {calls} calls, "
+        f"{arguments.clients} clients, {measure}\n"
     )
     bare_server = statistics.median(server for server, _ in samples["bare"])
     bare_wall = statistics.median(wall for _, wall in samples["bare"])
-    print(
-        f"  {'configuration':<12} {'server CPU ms/call':>25} {'x bare':>7} {'client wall s':>21} {'x bare':>7}"
-        f" {'spans':>8}"
-    )
+    figure = "server k instr/call" if counted else "server CPU ms/call"
+    walls = "" if counted else f" {'client wall s':>21} {'x bare':>7}"
+    print(f"  {'configuration':<12} {figure:>25} {'x bare':>7}{walls} {'spans':>8}")
     for name, values in samples.items():
         server = [value for value, _ in values]
         wall = [value for _, value in values]
+        shown = f"{statistics.median(server):8.1f}" if counted else f"{statistics.median(server):8.3f}"
+        spread = "" if counted else f" ({min(server):.3f}-{max(server):.3f})"
+        wall_median = statistics.median(wall)
+        wall_shown = (
+            "" if counted else f" {wall_median:7.2f} ({min(wall):.2f}-{max(wall):.2f}) {wall_median / bare_wall:7.2f}"
+        )
         print(
-            f"  {name:<12} {statistics.median(server):8.3f} ({min(server):.3f}-{max(server):.3f})"
-            f" {statistics.median(server) / bare_server:7.2f}"
-            f" {statistics.median(wall):7.2f} ({min(wall):.2f}-{max(wall):.2f})"
-            f" {statistics.median(wall) / bare_wall:7.2f} {received[name]:>8}"
+            f"  {name:<12} {shown}{spread:>17} {statistics.median(server) / bare_server:7.2f}{wall_shown}"
+            f" {received[name]:>8}"
         )
 
 
