@@ -324,11 +324,13 @@ def count(configuration: str, server: str, transport: str, calls: int) -> float:
         process.stdin.write("\n")
         process.stdin.flush()
         process.communicate()
-        total = 0
-        for output in Path(scratch).iterdir():
-            totals = [line for line in output.read_text().splitlines() if line.startswith("totals:")]
-            total += int(totals[0].split()[1]) if totals else 0
-        return total / calls / 1000
+        return sum(callgrind_total(output) for output in Path(scratch).iterdir()) / calls / 1000
+
+
+def callgrind_total(output: Path) -> int:
+    """The instructions a callgrind output file counted (0 where it counted none)."""
+    totals = [line for line in output.read_text().splitlines() if line.startswith("totals:")]
+    return int(totals[0].split()[1]) if totals else 0
 
 
 def profile(configurations: list[str], servers: list[str], transports: list[str], calls: int = 500) -> None:

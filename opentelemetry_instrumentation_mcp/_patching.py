@@ -74,7 +74,7 @@ class Applied(NamedTuple):
     owner: Any
     attribute: str
     original: Any = None
-    """What a replacing target stood in for, put back by `remove()`."""
+    """What a plain function was put in the place of, put back by `remove()`; None where wrapt wrapped it."""
 
 
 class Patcher:
@@ -99,14 +99,15 @@ class Patcher:
                 owner, attribute = found
                 original = vars(owner)[attribute] if isinstance(owner, type) else getattr(owner, attribute)
                 if target.replaces:
-                    setattr(owner, attribute, _standing_in(target.wrapper, original))
-                    self.applied.append(Applied(target, owner, attribute, original))
+                    plain = _standing_in(target.wrapper, original)
                 elif target.per_message and isinstance(owner, type) and isinstance(original, FunctionType):
-                    setattr(owner, attribute, _calling(target.wrapper, original))
-                    self.applied.append(Applied(target, owner, attribute, original))
+                    plain = _calling(target.wrapper, original)
                 else:
                     wrap_function_wrapper(owner, attribute, target.wrapper)
                     self.applied.append(Applied(target, owner, attribute))
+                    continue
+                setattr(owner, attribute, plain)
+                self.applied.append(Applied(target, owner, attribute, original))
         except Exception:
             self.remove()
             raise
