@@ -65,13 +65,20 @@ def _field(model: object, name: str) -> Any:
 def _root(model: Any) -> Any:
     """The request, notification or result a model holds: the union's member (`ClientRequest`, `ServerResult`...),
     or the model itself where it is a bare one (a `ReadResourceRequest`, as FastMCP hands the SDK). Read off its
-    fields: an `isinstance` of pydantic's `RootModel` passes through `ABCMeta`, slow for every message."""
-    root = _field(model, "root")
+    fields (as `_field` does, in this one call): an `isinstance` of pydantic's `RootModel` passes through `ABCMeta`,
+    slow for every message."""
+    fields = getattr(model, "__dict__", None)
+    root = fields.get("root") if isinstance(fields, dict) else None
     return model if root is None else root
 
 
-def _meta_fields(meta: object) -> object:
-    """The `_meta` keys beyond the SDK's declared ones, as the peer sent them (pydantic `extra="allow"`)."""
+def _params_meta_fields(root: object) -> object:
+    """The keys of a request's or notification's `params.meta` beyond the SDK's declared ones, as the peer sent them
+    (pydantic `extra="allow"`), read in one call: every message passes here."""
+    fields = getattr(root, "__dict__", None)
+    params = fields.get("params") if isinstance(fields, dict) else None
+    fields = None if params is None else getattr(params, "__dict__", None)
+    meta = fields.get("meta") if isinstance(fields, dict) else None
     return None if meta is None else getattr(meta, "model_extra", None)
 
 
@@ -319,8 +326,10 @@ class Adapter(SdkAdapter):
 
     def _read_request(self, responder: Responder, session: Session) -> Message | None:
         method = responder.request.root.method
-        meta = _meta_fields(responder.request_meta)
-        http = _http_request(responder.message_metadata)
+        meta = responder.request_meta
+        meta = None if meta is None else getattr(meta, "model_extra", None)  # its keys beyond the SDK's declared ones
+        metadata = responder.message_metadata
+        http = metadata.request_context if isinstance(metadata, ServerMessageMetadata) else None
         if not self._operations.traces_received(method, meta, http, session_state(session)):
             return None
         return _received_message(
@@ -330,7 +339,7 @@ class Adapter(SdkAdapter):
     def _read_notification(self, notification: Any, session: Session) -> Message | None:
         root = notification.root
         method = str(root.method)
-        meta = _meta_fields(_field(_field(root, "params"), "meta"))
+        meta = _params_meta_fields(root)
         http = _notification_request(session, notification)
         if not self._operations.traces_received(method, meta, http, session_state(session)):
             return None
@@ -338,7 +347,7 @@ class Adapter(SdkAdapter):
 
     def _read_handled_by_server(self, server: Server[Any, Any], args: Args, kwargs: Kwargs) -> Message | None:
         """`Server._handle_message(message, session, ...)`: a request's responder or a notification."""
-        message, session = _bind_handle_message(*args, **kwargs)
+        message, session = args[:2] if len(args) >= 2 else _bind_handle_message(*args, **kwargs)  # the SDK's call first
         if isinstance(message, RequestResponder):
             return self._read_request(message, session)
         if isinstance(message, types.ClientNotification):
@@ -349,7 +358,7 @@ class Adapter(SdkAdapter):
         """`ServerSession._received_request(responder)`: `initialize`, or a request the session may refuse, as it does
         before it is initialized. Once initialized it refuses nothing: those requests, and any with nothing to
         record, go as they are (`Server._handle_message` traces them)."""
-        responder = argument(args, kwargs, 0, "responder")
+        responder = args[0] if args else argument(args, kwargs, 0, "responder")
         if responder.request.root.method != "initialize" and (
             getattr(session, "_initialization_state", None) is InitializationState.Initialized
             or not self._operations.records()
@@ -365,8 +374,8 @@ class Adapter(SdkAdapter):
 
     def _read_sent(self, kind: str, session: Session, args: Args, kwargs: Kwargs) -> Message | None:
         """`send_request(request, ...)` / `send_notification(notification, ...)`, `kind` naming the argument."""
-        root = _root(argument(args, kwargs, 0, kind))
-        meta = _meta_fields(_field(_field(root, "params"), "meta"))  # what the caller put in `_meta` by hand
+        root = _root(args[0] if args else argument(args, kwargs, 0, kind))
+        meta = _params_meta_fields(root)  # what the caller put in `_meta` by hand
         if not self._operations.traces_sent(meta):
             return None
         # `send_request` takes the session's next id as its first step: the id this request will have

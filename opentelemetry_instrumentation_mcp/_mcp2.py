@@ -33,16 +33,16 @@ from mcp.shared.direct_dispatcher import DIRECT_TRANSPORT_KIND
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
 from mcp_types import CONNECTION_CLOSED, PROTOCOL_VERSION_META_KEY, REQUEST_TIMEOUT
-from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from opentelemetry_instrumentation_mcp._conventions import JSONRPC_REQUEST_ID
-from opentelemetry_instrumentation_mcp._guard import guarded
+from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._message import Message, session_state, share_state
 from opentelemetry_instrumentation_mcp._operation import JsonRpcError, carried_error_reader
+from opentelemetry_instrumentation_mcp._otel_private import current_context
 from opentelemetry_instrumentation_mcp._patching import Target, argument
-from opentelemetry_instrumentation_mcp._propagation import carrier_for, inject_into_params
+from opentelemetry_instrumentation_mcp._propagation import carrier_for, inject_into_meta, inject_into_params
 from opentelemetry_instrumentation_mcp._transport import request_transport, session_transport
 from opentelemetry_instrumentation_mcp._wrappers import (
     Args,
@@ -75,7 +75,7 @@ def _fields(value: object) -> Mapping[str, Any]:
 def _with_current_context(meta: object) -> object:
     """The `_meta` of a message dispatched in process, with the context it was sent in, which is this task's current
     one (the sender's CLIENT span): it is read as the message's own, since nothing carries it in `_meta`."""
-    carrier = carrier_for(context_api.get_current())
+    carrier = carrier_for(current_context())
     if carrier is None:
         return meta
     return {**meta, **carrier} if isinstance(meta, Mapping) else carrier
@@ -120,8 +120,14 @@ def _no_sdk_client_span(name: str, *, attributes: Mapping[str, Any] | None = Non
     return _NO_SPAN
 
 
-def _no_sdk_injection(meta: object) -> None:
-    """The dispatcher's `inject_trace_context(out_meta)`, muted: the params already carry our context."""
+def _inject_current_context(meta: dict[str, Any]) -> None:
+    """The dispatcher's `inject_trace_context(out_meta)`, into its own copy of a request's `_meta`: the context
+    current there, the request's CLIENT operation's (or, for a request that has none, whatever is current, as the SDK
+    injects it), by our injection rule."""
+    try:
+        inject_into_meta(meta, current_context())
+    except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
+        report("injecting trace context", error)
 
 
 def _only_call_next(self: object, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Awaitable[Any]:
@@ -170,12 +176,11 @@ class Adapter(SdkAdapter):
 
     def targets(self) -> list[Target]:
         wrappers = self._wrappers
-        received_by_server = wrappers.receiving(self._read_received_by_server)
-        received_by_client = wrappers.receiving(self._read_received_by_client)
-        sent_requests = wrappers.sending(partial(self._read_sent, True), _inject, request=True)
+        received = wrappers.receiving(self._read_received)
+        # a request carries the context current as the dispatcher injects it (`inject_trace_context`), in process none:
+        # the peer handles the message in this task, in the current context
+        sent_requests = wrappers.sending(partial(self._read_sent, True), None, request=True)
         sent_notifications = wrappers.sending(partial(self._read_sent, False), _inject, request=False)
-        # in process the peer handles the message in this task, in the current context: nothing to carry
-        in_process_requests = wrappers.sending(partial(self._read_sent, True), None, request=True)
         in_process_notifications = wrappers.sending(partial(self._read_sent, False), None, request=False)
         session_entered, session_exited = wrappers.timing_sessions(self._end_client_session)
         sends = "reads the dispatcher's session state, set by `JSONRPCDispatcher.run` or the session it serves"
@@ -183,7 +188,7 @@ class Adapter(SdkAdapter):
             Target(
                 "mcp.server.runner",
                 "ServerRunner._on_request",
-                received_by_server,
+                received,
                 why="every request a server receives, any transport and era, with the connection (its session); the "
                 "dispatch contexts that send a handler's messages themselves are told by their private class names",
                 per_message=True,
@@ -191,21 +196,21 @@ class Adapter(SdkAdapter):
             Target(
                 "mcp.server.runner",
                 "ServerRunner._on_notify",
-                received_by_server,
+                received,
                 why="every notification a server receives, with the connection (its session)",
                 per_message=True,
             ),
             Target(
                 "mcp.client.session",
                 "ClientSession._on_request",
-                received_by_client,
+                received,
                 why="every request a client receives (sampling, elicitation, roots)",
                 per_message=True,
             ),
             Target(
                 "mcp.client.session",
                 "ClientSession._on_notify",
-                received_by_client,
+                received,
                 why="every notification a client receives (logs, progress, list changes)",
                 per_message=True,
             ),
@@ -213,8 +218,8 @@ class Adapter(SdkAdapter):
                 Target(module, f"{sender}.{method}", wrapper, why=sends, per_message=True)
                 for module, sender, request, notification in (
                     (_DISPATCHER, "JSONRPCDispatcher", sent_requests, sent_notifications),
-                    (_DIRECT, "DirectDispatcher", in_process_requests, in_process_notifications),
-                    (_DIRECT, "_DirectDispatchContext", in_process_requests, in_process_notifications),
+                    (_DIRECT, "DirectDispatcher", sent_requests, in_process_notifications),
+                    (_DIRECT, "_DirectDispatchContext", sent_requests, in_process_notifications),
                 )
                 for method, wrapper in (("send_raw_request", request), ("notify", notification))
             ),
@@ -286,8 +291,9 @@ class Adapter(SdkAdapter):
             Target(
                 _DISPATCHER,
                 "inject_trace_context",
-                _no_sdk_injection,
-                why="the SDK's own injection, skipped: the params already carry our context",
+                _inject_current_context,
+                why="the SDK's own injection, into its copy of a request's `_meta`: our CLIENT span's context, by our "
+                "injection rule",
                 replaces=True,
             ),
             Target(
@@ -298,13 +304,15 @@ class Adapter(SdkAdapter):
             ),
         ]
 
-    def _read_received(self, session: Connection | ClientSession, args: Args, kwargs: Kwargs) -> Message | None:
-        """`_on_request(dctx, method, params)` / `_on_notify(...)` of a server's connection or a client session."""
-        dctx, method, params = _bind_message(*args, **kwargs)
+    def _read_received(self, receiver: ServerRunner[Any] | ClientSession, args: Args, kwargs: Kwargs) -> Message | None:
+        """`_on_request(dctx, method, params)` / `_on_notify(...)` of a server's runner (its connection is the session)
+        or a client session."""
+        session: Connection | ClientSession = receiver.connection if isinstance(receiver, ServerRunner) else receiver
+        dctx, method, params = args if len(args) == 3 else _bind_message(*args, **kwargs)  # the SDK's call first
         state = session_state(session)
         if type(dctx).__name__ in _SENDING_CONTEXTS:  # it sends the handler's notifications and requests itself
             share_state(dctx, state)
-        fields = _fields(params)
+        fields = params if type(params) is dict else _fields(params)
         meta = fields.get("_meta")
         if getattr(dctx.transport, "kind", None) == DIRECT_TRANSPORT_KIND:
             meta = _with_current_context(meta)
@@ -330,27 +338,22 @@ class Adapter(SdkAdapter):
             session=state,
         )
 
-    def _read_received_by_server(self, runner: ServerRunner[Any], args: Args, kwargs: Kwargs) -> Message | None:
-        return self._read_received(runner.connection, args, kwargs)
-
-    def _read_received_by_client(self, session: ClientSession, args: Args, kwargs: Kwargs) -> Message | None:
-        return self._read_received(session, args, kwargs)
-
     def _read_sent(self, request: bool, sender: object, args: Args, kwargs: Kwargs) -> Message | None:
         """`send_raw_request(method, params, opts)` / `notify(...)` of a dispatcher or a dispatch context."""
-        method, params, opts = _bind_send(*args, **kwargs)
-        fields = _fields(params)
+        method, params, opts = args if len(args) == 3 else _bind_send(*args, **kwargs)  # the SDK's call first
+        fields = params if type(params) is dict else _fields(params)
         meta = fields.get("_meta")
         if not self._operations.traces_sent(meta):
             return None
         state = session_state(sender)
-        envelope = _fields(meta).get(PROTOCOL_VERSION_META_KEY)  # a 2026-07-28 request names its version
+        # a 2026-07-28 request names its version
+        envelope = None if meta is None else _fields(meta).get(PROTOCOL_VERSION_META_KEY)
         return Message(
             method,
             params,
             fields,
             # the caller's id, else the one the dispatcher allocates as it sends (`note_request_id`)
-            request_id=_fields(opts).get("request_id") if request else None,
+            request_id=_fields(opts).get("request_id") if request and opts else None,
             meta=meta,
             protocol_version=envelope if isinstance(envelope, str) else state.protocol_version,
             transport=session_transport(state, client=state.client is not None),

@@ -11,10 +11,8 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 import anyio
-from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import Histogram
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
@@ -37,6 +35,7 @@ from opentelemetry_instrumentation_mcp._conventions import (
 )
 from opentelemetry_instrumentation_mcp._guard import report
 from opentelemetry_instrumentation_mcp._message import Attributes, Message, SessionState
+from opentelemetry_instrumentation_mcp._otel_private import attach, current_context, detach, instrumentation_suppressed
 from opentelemetry_instrumentation_mcp._propagation import (
     carrier_for,
     choose_client_parent,
@@ -44,6 +43,7 @@ from opentelemetry_instrumentation_mcp._propagation import (
     has_no_context_to_pass,
     would_send_no_context,
 )
+from opentelemetry_instrumentation_mcp._providers import ProviderCheck
 
 
 class JsonRpcError(NamedTuple):
@@ -152,8 +152,8 @@ class Operation:
     def __enter__(self) -> Operation:
         context = self.context
         # an operation that starts no span of its own, in the context it already runs in, has nothing to attach
-        if context is not None and context is not context_api.get_current():
-            self._token = context_api.attach(context)
+        if context is not None and context is not current_context():
+            self._token = attach(context)
         return self
 
     def __exit__(
@@ -161,7 +161,10 @@ class Operation:
     ) -> None:
         try:
             if self._token is not None:
-                context_api.detach(self._token)
+                detach(self._token)
+        except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
+            report(f"leaving a {self._side.name} span's context", error)
+        try:
             if exc is not None:
                 self.record_exception(exc)
         except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
@@ -298,8 +301,8 @@ class Operations:
         tracer: Tracer,
         sides: Sides,
         options: Options,
-        recording: Callable[[], bool],
-        measuring: Callable[[], bool],
+        recording: ProviderCheck,
+        measuring: ProviderCheck,
     ) -> None:
         self._tracer = tracer
         self._server = sides.server
@@ -318,35 +321,37 @@ class Operations:
 
     def records(self) -> bool:
         """Whether an SDK provider records spans or metrics."""
-        return self._recording()
+        return self._recording.known or self._recording.ask()
 
     def enabled(self) -> bool:
         """Whether to trace now: instrumented, and not inside `suppress_instrumentation()`."""
-        return self.active and is_instrumentation_enabled()
+        return self.active and not instrumentation_suppressed()
 
     def traces_received(self, method: str, meta: object, http_request: object, session: SessionState) -> bool:
         """Whether a received message gets an operation: its method is not excluded, there is something to record
         or a context to pass on to its handling, and instrumentation is not suppressed."""
         if method in self._excluded:
             return False
-        if not self._recording() and has_no_context_to_pass(method, meta, http_request, session):
+        if not (self._recording.known or self._recording.ask()) and has_no_context_to_pass(
+            method, meta, http_request, session
+        ):
             return False
-        return is_instrumentation_enabled()
+        return not instrumentation_suppressed()
 
     def traces_sent(self, meta: object) -> bool:
         """Whether a message being sent with `params._meta` `meta` gets an operation: there is something to record
         or a context to send, and instrumentation is not suppressed."""
-        if not self._recording() and would_send_no_context(meta):
+        if not (self._recording.known or self._recording.ask()) and would_send_no_context(meta):
             return False
-        return is_instrumentation_enabled()
+        return not instrumentation_suppressed()
 
     def start_server(self, message: Message) -> Operation:
         """Start the SERVER operation of a received message, its parent (or links) as `choose_server_parent`
         decides."""
         side = self._server
         try:
-            parent, links = choose_server_parent(message, context_api.get_current(), self._policy)
-            if not self._recording():
+            parent, links = choose_server_parent(message, current_context(), self._policy)
+            if not (self._recording.known or self._recording.ask()):
                 return Operation(side, message, INVALID_SPAN, parent, {})
             name, attributes = describe_span(message)
             span = self._tracer.start_span(name, parent, SpanKind.SERVER, attributes, links, record_exception=False)
@@ -360,10 +365,10 @@ class Operations:
         excluded method, or one with nothing to record, gets no span and only passes its parent's context on."""
         side = self._client
         try:
-            current = context_api.get_current()
+            current = current_context()
             current_span = trace.get_current_span(current)
             parent = choose_client_parent(current, current_span, message.meta)
-            if message.method in self._excluded or not self._recording():
+            if message.method in self._excluded or not (self._recording.known or self._recording.ask()):
                 return Operation(side, message, INVALID_SPAN, parent, {})
             # a span of the tool's execution is current (a context from `_meta` holds no such span)
             if (
@@ -391,7 +396,7 @@ class Operations:
             span,
             context,
             {},
-            measured=self._measuring(),
+            measured=self._measuring.known or self._measuring.ask(),
             content=self._content,
             borrowed=True,
         )
@@ -413,7 +418,7 @@ class Operations:
             span,
             trace.set_span_in_context(span, parent),
             attributes,
-            measured=self._measuring(),
+            measured=self._measuring.known or self._measuring.ask(),
             content=content,
         )
         if content is not None and content.reads_requests and operation.recording:

@@ -5,13 +5,46 @@ Every read is best effort: a release that moves one of these names costs the fea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar, Token
 
+from opentelemetry import context as context_api
 from opentelemetry import metrics, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY_PLAIN
 from opentelemetry.metrics import Meter
 from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.metrics._internal import _ProxyMeter
 from opentelemetry.trace import ProxyTracer, Tracer
+
+
+def _context_variable() -> ContextVar[Context] | None:
+    runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None) if type(runtime) is ContextVarsRuntimeContext else None
+    return variable if isinstance(variable, ContextVar) else None
+
+
+_CONTEXT = _context_variable()
+"""The context variable behind the API's default runtime context (`_RUNTIME_CONTEXT._current_context`).
+
+The API's `get_current`, `attach` and `detach` reach it through two Python calls each, and `is_instrumentation_enabled`
+through six, several times per message; the variable's own methods make none. With another runtime context
+(`OTEL_PYTHON_CONTEXT`), the API's functions serve."""
+
+current_context: Callable[[], Context] = _CONTEXT.get if _CONTEXT is not None else context_api.get_current
+"""`opentelemetry.context.get_current`."""
+attach: Callable[[Context], Token[Context]] = _CONTEXT.set if _CONTEXT is not None else context_api.attach
+"""`opentelemetry.context.attach`."""
+detach: Callable[[Token[Context]], None] = _CONTEXT.reset if _CONTEXT is not None else context_api.detach
+"""`opentelemetry.context.detach`, except that a token of another context raises (the API logs it)."""
+
+
+def instrumentation_suppressed() -> bool:
+    """`not opentelemetry.instrumentation.utils.is_instrumentation_enabled()`: whether the current context holds
+    either of its suppression keys, read at once."""
+    context = current_context()
+    return bool(context.get(_SUPPRESS_INSTRUMENTATION_KEY) or context.get(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN))
 
 
 def global_providers_unset(traces: bool) -> bool:

@@ -11,13 +11,13 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
-from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter, TextMapPropagator
 from opentelemetry.trace import Link, Span
 
 from opentelemetry_instrumentation_mcp._message import Message, SessionState
+from opentelemetry_instrumentation_mcp._otel_private import current_context
 
 _MAX_VALUE_LENGTH = {"traceparent": 512, "tracestate": 512, "baggage": 8192}
 """Longer values count as absent (W3C caps tracestate at 512 characters and baggage at 8192 bytes)."""
@@ -98,7 +98,7 @@ def would_send_no_context(meta: object) -> bool:
     global _nothing_to_send  # noqa: PLW0603 - a one-entry cache, replaced whole
     if meta is not None:
         return False
-    textmap, current = propagate.get_global_textmap(), context_api.get_current()
+    textmap, current = propagate.get_global_textmap(), current_context()
     last = _nothing_to_send
     if last is not None and last[0] is textmap and last[1] is current:
         return True
@@ -150,6 +150,14 @@ def inject_into_params(params: object, fields: Mapping[str, object]) -> object:
     written = _written_fields(propagate.get_global_textmap())
     own = {key: value for key, value in meta.items() if key not in written}
     return {**params, "_meta": {**own, **fields}}
+
+
+def inject_into_meta(meta: dict[str, Any], context: Context) -> None:
+    """Write `context`'s fields into `meta`, a request's `_meta` that only the sender holds (the SDK's own copy), by
+    the injection rule of `inject_into_params`."""
+    for key in _written_fields(propagate.get_global_textmap()):
+        meta.pop(key, None)
+    propagate.inject(meta, context=context)
 
 
 def choose_client_parent(current: Context, current_span: Span, meta: object) -> Context:

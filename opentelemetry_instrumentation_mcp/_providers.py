@@ -30,34 +30,39 @@ def _measures(meter: Meter) -> bool:
     return real is not None and not isinstance(real, NoOpMeter)
 
 
-def _checked_until_true(records: Callable[[], bool], *, proxied: bool, traces: bool) -> Callable[[], bool]:
-    """Wrap the check `records` so that it is asked only until it first says yes: a provider, once set, stays set.
+class ProviderCheck:
+    """Whether a provider records, asked per message until it first says yes: a provider, once set, stays set. Read
+    `known` first; `ask()` only while it is False (a method, not `__call__`: calling an instance is slower).
 
-    While it says no and the answer rests on the API's proxies alone (`proxied`), the wrapper says no without asking
-    as long as the API's global meter provider, and with `traces` its global tracer provider too, is unset."""
-    configured = False
+    While the answer rests on the API's proxies alone (`proxied`), the check says no without asking as long as the
+    API's global meter provider, and with `traces` its global tracer provider too, is unset."""
 
-    def check() -> bool:
-        nonlocal configured
-        if configured:
-            return True
-        if proxied and global_providers_unset(traces):
+    __slots__ = ("_proxied", "_records", "_traces", "known")
+
+    def __init__(self, records: Callable[[], bool], *, proxied: bool, traces: bool) -> None:
+        self._records = records
+        self._proxied = proxied
+        self._traces = traces
+        self.known = False
+        """True once the check has said yes."""
+
+    def ask(self) -> bool:
+        """Whether the provider records now."""
+        if self._proxied and global_providers_unset(self._traces):
             return False
-        configured = records()
-        return configured
-
-    return check
+        self.known = self._records()
+        return self.known
 
 
-def provider_checks(tracer: Tracer, meter: Meter) -> tuple[Callable[[], bool], Callable[[], bool]]:
+def provider_checks(tracer: Tracer, meter: Meter) -> tuple[ProviderCheck, ProviderCheck]:
     """Two checks, asked per message, so cheap: whether `tracer` or `meter` records, and whether `meter` does."""
     meter_proxy = is_meter_proxy(meter)
-    records = _checked_until_true(
+    records = ProviderCheck(
         lambda: _traces(tracer) or _measures(meter),
         proxied=meter_proxy and isinstance(tracer, ProxyTracer),
         traces=True,
     )
-    return records, _checked_until_true(lambda: _measures(meter), proxied=meter_proxy, traces=False)
+    return records, ProviderCheck(lambda: _measures(meter), proxied=meter_proxy, traces=False)
 
 
 FLUSH_PATIENCE = 0.9

@@ -49,6 +49,7 @@ from opentelemetry_instrumentation_mcp._message import (
     SessionState,
     Transport,
 )
+from opentelemetry_instrumentation_mcp._otel_private import current_context
 from opentelemetry_instrumentation_mcp._patching import Target, Wrapper, argument
 from opentelemetry_instrumentation_mcp._propagation import carrier_for, extract, has_span
 
@@ -79,7 +80,7 @@ def session_transport(state: SessionState, *, client: bool) -> Transport:
 def request_transport(request: Any, state: SessionState) -> Transport:
     """What the HTTP request that carried a message tells (in the task that received it); the session keeps its
     network facts and id for the messages that will arrive without them."""
-    transport = _http_transport(request, context_api.get_current(), state)
+    transport = _http_transport(request, current_context(), state)
     state.session_id = transport.session_id or state.session_id
     return transport
 
@@ -152,7 +153,7 @@ def _url_attributes(url: object) -> Attributes:
 
 def _note_request(scope: object, session_id: object) -> None:
     if type(scope) is dict or isinstance(scope, MutableMapping):
-        scope[_SCOPE_KEY] = _Received(context_api.get_current(), session_id if isinstance(session_id, str) else None)
+        scope[_SCOPE_KEY] = _Received(current_context(), session_id if isinstance(session_id, str) else None)
 
 
 def _noting_streamable_http_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -110,8 +110,9 @@ class Wrappers:
 
     def sending(self, read: Read, inject: Inject | None, *, request: bool) -> Wrapper:
         """A wrapper of a step that sends one request (else notification): it is sent inside its CLIENT operation,
-        with the operation's context in its `params._meta` (by `inject`; None where nothing is carried: in-process,
-        the context travels as the current one), or as it is when `read` gives no message."""
+        with the operation's context in its `params._meta` (by `inject`; None where the operation's context, current
+        while the step runs, is injected by the SDK's own seam or travels as the current one in process), or as it is
+        when `read` gives no message."""
         return self._wrapper(read, partial(self.send, inject=inject, request=request))
 
     def _wrapper(self, read: Read, run: Handle) -> Wrapper:

@@ -9,6 +9,7 @@ import anyio
 import pytest
 from mcp import types
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -163,6 +164,21 @@ async def test_excluded_methods_still_carry_the_current_context(instrument: Any)
     assert not [span for span in ours(exporter) if span.name == "tools/list"]
     context = turn.get_span_context()
     assert sent_context(wire.last("tools/list")) == (format(context.trace_id, "032x"), format(context.span_id, "016x"))
+
+
+async def test_a_suppressed_request_goes_as_the_sdk_alone_sends_it(instrumented: InMemorySpanExporter) -> None:
+    """Suppressed, we make no span and send the request as the SDK would without us: mcp 2.x injects the current
+    context itself (its own tracing seam), mcp 1.x sends none."""
+    async with wire_client() as (session, wire):
+        with trace.get_tracer("agent").start_as_current_span("agent turn") as turn, suppress_instrumentation():
+            await session.list_tools()
+    assert "tools/list" not in [span.name for span in ours(instrumented)]
+    sent = wire.last("tools/list")
+    if MCP1:
+        assert "_meta" not in (sent.get("params") or {})
+    else:
+        context = turn.get_span_context()
+        assert sent_context(sent) == (format(context.trace_id, "032x"), format(context.span_id, "016x"))
 
 
 async def sampling(context: Any, params: Any) -> Any:

@@ -127,7 +127,7 @@ STEPS_OF_OURS = [
     *(
         ["_mcp1._receive_loop_metadata", "_mcp1._root"]
         if MCP1
-        else ["_mcp2._share_connection_state", "_mcp2.Adapter._read_sent", "_mcp2._inject"]
+        else ["_mcp2._share_connection_state", "_mcp2.Adapter._read_sent", "_mcp2._inject", "_mcp2.inject_into_meta"]
     ),
 ]
 
