@@ -35,7 +35,13 @@ from opentelemetry_instrumentation_mcp._conventions import (
 )
 from opentelemetry_instrumentation_mcp._guard import report
 from opentelemetry_instrumentation_mcp._message import Attributes, Message, SessionState
-from opentelemetry_instrumentation_mcp._otel_private import attach, current_context, detach, instrumentation_suppressed
+from opentelemetry_instrumentation_mcp._otel_private import (
+    SPAN_KEY,
+    attach,
+    current_context,
+    detach,
+    instrumentation_suppressed,
+)
 from opentelemetry_instrumentation_mcp._propagation import (
     carrier_for,
     choose_client_parent,
@@ -211,8 +217,11 @@ class Operation:
                 self._content.record_result(self.span, method, result, capture=not self._borrowed)
             if method == "initialize":
                 self._record_initialized(self._side.read_fields(result).get("protocolVersion"), message.session)
-            elif method == "tools/call" and self._side.read_fields(result).get("isError") is True:
-                self.record_failure(TOOL_ERROR)
+            elif method == "tools/call":
+                # a dict (mcp 2.x) is read as it is, without the reader's call
+                fields = result if type(result) is dict else self._side.read_fields(result)
+                if fields.get("isError") is True:
+                    self.record_failure(TOOL_ERROR)
         except Exception as error:  # noqa: BLE001
             report("recording a result", error)
 
@@ -366,7 +375,9 @@ class Operations:
         side = self._client
         try:
             current = current_context()
-            current_span = trace.get_current_span(current)
+            current_span = current.get(SPAN_KEY)  # `trace.get_current_span(current)`, with fewer calls
+            if current_span is None or not isinstance(current_span, Span):
+                current_span = INVALID_SPAN
             parent = choose_client_parent(current, current_span, message.meta)
             if message.method in self._excluded or not (self._recording.known or self._recording.ask()):
                 return Operation(side, message, INVALID_SPAN, parent, {})
@@ -375,6 +386,7 @@ class Operations:
                 message.method == "tools/call"
                 and self._enrich_tool_spans
                 and parent is current
+                and current_span is not INVALID_SPAN
                 and is_tool_execution_span(current_span, message.name)
             ):
                 return self._operation_on_tool_span(side, message, current_span, parent)

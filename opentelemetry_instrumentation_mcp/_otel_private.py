@@ -17,6 +17,7 @@ from opentelemetry.metrics import Meter
 from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.metrics._internal import _ProxyMeter
 from opentelemetry.trace import ProxyTracer, Tracer
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 
 def _context_variable() -> ContextVar[Context] | None:
@@ -38,6 +39,11 @@ attach: Callable[[Context], Token[Context]] = _CONTEXT.set if _CONTEXT is not No
 """`opentelemetry.context.attach`."""
 detach: Callable[[Token[Context]], None] = _CONTEXT.reset if _CONTEXT is not None else context_api.detach
 """`opentelemetry.context.detach`, except that a token of another context raises (the API logs it)."""
+
+
+SPAN_KEY = _SPAN_KEY
+"""The key of a context's span (`trace.get_current_span(context)` reads it through two calls): read with
+`context.get(SPAN_KEY)` where that weighs, with the API's check that the value is a `Span`."""
 
 
 def instrumentation_suppressed() -> bool:

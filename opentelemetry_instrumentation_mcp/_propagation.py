@@ -17,7 +17,7 @@ from opentelemetry.propagators.textmap import Getter, TextMapPropagator
 from opentelemetry.trace import Link, Span
 
 from opentelemetry_instrumentation_mcp._message import Message, SessionState
-from opentelemetry_instrumentation_mcp._otel_private import current_context
+from opentelemetry_instrumentation_mcp._otel_private import SPAN_KEY, current_context
 
 _MAX_VALUE_LENGTH = {"traceparent": 512, "tracestate": 512, "baggage": 8192}
 """Longer values count as absent (W3C caps tracestate at 512 characters and baggage at 8192 bytes)."""
@@ -61,8 +61,8 @@ def extract(carrier: object, base: Context) -> Context | None:
         extracted = propagate.extract(carrier, context=base, getter=_GETTER)
     except Exception:  # noqa: BLE001 - a propagator that chokes on peer input means "absent"
         return None
-    span = trace.get_current_span(extracted)
-    if span is trace.get_current_span(base) or not span.get_span_context().is_valid:
+    span = extracted.get(SPAN_KEY)
+    if span is base.get(SPAN_KEY) or not isinstance(span, Span) or not span.get_span_context().is_valid:
         return None
     return extracted
 
@@ -155,16 +155,17 @@ def inject_into_params(params: object, fields: Mapping[str, object]) -> object:
 def inject_into_meta(meta: dict[str, Any], context: Context) -> None:
     """Write `context`'s fields into `meta`, a request's `_meta` that only the sender holds (the SDK's own copy), by
     the injection rule of `inject_into_params`."""
-    for key in _written_fields(propagate.get_global_textmap()):
+    textmap = propagate.get_global_textmap()
+    for key in _written_fields(textmap):
         meta.pop(key, None)
-    propagate.inject(meta, context=context)
+    textmap.inject(meta, context=context)  # as `propagate.inject` does, with the propagators already in hand
 
 
 def choose_client_parent(current: Context, current_span: Span, meta: object) -> Context:
     """Choose the parent of a CLIENT span: the current context (whose span is `current_span`) if it holds a valid
     span, else a valid context the outgoing `_meta` was given by hand (so that it is continued rather than replaced
     by a new trace)."""
-    if current_span.get_span_context().is_valid:
+    if not meta or current_span.get_span_context().is_valid:
         return current
     return extract_from_meta(meta, current) or current
 

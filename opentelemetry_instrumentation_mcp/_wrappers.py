@@ -113,7 +113,7 @@ class Wrappers:
         with the operation's context in its `params._meta` (by `inject`; None where the operation's context, current
         while the step runs, is injected by the SDK's own seam or travels as the current one in process), or as it is
         when `read` gives no message."""
-        return self._wrapper(read, partial(self.send, inject=inject, request=request))
+        return self._wrapper(read, partial(self.send, inject, request))  # positional: a partial's keywords cost a dict
 
     def _wrapper(self, read: Read, run: Handle) -> Wrapper:
         """A wrapper that runs the wrapped call as `run(message, wrapped, args, kwargs)` when `read` gives a message
@@ -133,8 +133,8 @@ class Wrappers:
 
         return wrapper
 
-    async def send(
-        self, message: Message, wrapped: Any, args: Args, kwargs: Kwargs, *, inject: Inject | None, request: bool
+    async def send(  # noqa: PLR0917 - `sending` binds the first two by position
+        self, inject: Inject | None, request: bool, message: Message, wrapped: Any, args: Args, kwargs: Kwargs
     ) -> Any:
         """Send a message inside its CLIENT operation, which the message's `params._meta` carries; a request's
         operation learns the request's id if the SDK gives it as it sends it, and its result."""
