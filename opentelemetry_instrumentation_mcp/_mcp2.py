@@ -353,7 +353,7 @@ class Adapter(SdkAdapter):
             params,
             fields,
             # the caller's id, else the one the dispatcher allocates as it sends (`note_request_id`)
-            request_id=_fields(opts).get("request_id") if request and opts else None,
+            request_id=(opts if type(opts) is dict else _fields(opts)).get("request_id") if request and opts else None,
             meta=meta,
             protocol_version=envelope if isinstance(envelope, str) else state.protocol_version,
             transport=session_transport(state, client=state.client is not None),

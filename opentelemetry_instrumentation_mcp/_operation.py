@@ -151,15 +151,15 @@ class Operation:
         self._content = content
         self._start_time = default_timer() if measured else 0.0
         self._cancelled = False
-        self._token: Token[Context] | None = None
         self.recording = span.is_recording()
         """Whether the span records (asked once: a sampled-out span gets nothing more)."""
 
     def __enter__(self) -> Operation:
         context = self.context
         # an operation that starts no span of its own, in the context it already runs in, has nothing to attach
-        if context is not None and context is not current_context():
-            self._token = attach(context)
+        self._token: Token[Context] | None = (
+            attach(context) if context is not None and context is not current_context() else None
+        )
         return self
 
     def __exit__(

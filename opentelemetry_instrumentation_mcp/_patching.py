@@ -12,6 +12,7 @@ import functools
 import importlib
 import inspect
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import FunctionType
@@ -26,6 +27,16 @@ Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 """A wrapt wrapper: `wrapper(wrapped, instance, args, kwargs)`."""
 
 
+class StandIn(ABC):
+    """The wrapper of a method called for every message that makes, itself, the plain function put in the method's
+    place: the whole wrapper in that one function, with no call of a wrapper of wrapt's form in between."""
+
+    @abstractmethod
+    def stand_in_for(self, method: Any) -> Callable[..., Any]:
+        """The plain function to put in the place of `method` (a method, or another instrumentation's wrapper of one),
+        called as `stand_in(instance, *args, **kwargs)`; it calls `method.__get__(instance)`."""
+
+
 def argument(args: tuple[Any, ...], kwargs: dict[str, Any], position: int, name: str) -> Any:
     """The argument a wrapped call got at `position` or by `name`; None if it got neither."""
     return args[position] if len(args) > position else kwargs.get(name)
@@ -37,8 +48,9 @@ class Target:
 
     module: str
     path: str
-    wrapper: Callable[..., Any]
-    """A wrapt wrapper (`Wrapper`); with `replaces`, the function put in the target's place, of its signature."""
+    wrapper: Callable[..., Any] | StandIn
+    """A wrapt wrapper (`Wrapper`) or a `StandIn`; with `replaces`, the function put in the target's place, of its
+    signature."""
     why: str
     """What the wrapper learns or changes there, and what it reads of the SDK's private state: why no public hook
     serves."""
@@ -81,8 +93,8 @@ class Patcher:
     """Applies a table of targets; `remove()` unwraps what was applied, in reverse.
 
     A target is wrapped by wrapt, but for a method called for every message, which gets a plain function calling its
-    wrapper, and a replacing target, whose wrapper takes its place. Either plain function has the target's name,
-    signature and `__wrapped__`, and is put back by `remove()`."""
+    wrapper (or the one its `StandIn` makes), and a replacing target, whose wrapper takes its place. Every plain
+    function has the target's name, signature and `__wrapped__`, and is put back by `remove()`."""
 
     def __init__(self) -> None:
         self.applied: list[Applied] = []
@@ -98,7 +110,9 @@ class Patcher:
                     continue
                 owner, attribute = found
                 original = vars(owner)[attribute] if isinstance(owner, type) else getattr(owner, attribute)
-                if target.replaces:
+                if isinstance(target.wrapper, StandIn):
+                    plain = _passing_for(target.wrapper.stand_in_for(original), original)
+                elif target.replaces:
                     plain = _standing_in(target.wrapper, original)
                 elif target.per_message and isinstance(owner, type) and isinstance(original, FunctionType):
                     plain = _calling(target.wrapper, original)

@@ -156,8 +156,9 @@ def inject_into_meta(meta: dict[str, Any], context: Context) -> None:
     """Write `context`'s fields into `meta`, a request's `_meta` that only the sender holds (the SDK's own copy), by
     the injection rule of `inject_into_params`."""
     textmap = propagate.get_global_textmap()
-    for key in _written_fields(textmap):
-        meta.pop(key, None)
+    if meta:
+        for key in _written_fields(textmap):
+            meta.pop(key, None)
     textmap.inject(meta, context=context)  # as `propagate.inject` does, with the propagators already in hand
 
 

@@ -30,7 +30,7 @@ from opentelemetry_instrumentation_mcp._conventions import (
 from opentelemetry_instrumentation_mcp._guard import guarded, report
 from opentelemetry_instrumentation_mcp._message import Attributes, Message, SessionState, session_state
 from opentelemetry_instrumentation_mcp._operation import JsonRpcError, Operation, Operations
-from opentelemetry_instrumentation_mcp._patching import Target, Wrapper
+from opentelemetry_instrumentation_mcp._patching import StandIn, Target, Wrapper
 from opentelemetry_instrumentation_mcp._transport import take_client_transport
 
 Args = tuple[Any, ...]
@@ -96,10 +96,10 @@ class Wrappers:
         self.operations = operations
         self.sessions = sessions
 
-    def receiving(self, read: Read, handle: Handle | None = None) -> Wrapper:
+    def receiving(self, read: Read, handle: Handle | None = None) -> StandIn:
         """A wrapper of a step that handles one received message: the handling runs inside the message's SERVER
         operation (`handle`, by default `self.handle`), or as it is when `read` gives no message."""
-        return self._wrapper(read, handle or self.handle)
+        return _MessageStep(self.operations, read, handle or self.handle)
 
     async def handle(self, message: Message, wrapped: Any, args: Args, kwargs: Kwargs) -> Any:
         """Run the SDK's handling of a received message, which returns its result, inside its SERVER operation."""
@@ -108,30 +108,13 @@ class Wrappers:
             operation.record_result(result)
             return result
 
-    def sending(self, read: Read, inject: Inject | None, *, request: bool) -> Wrapper:
+    def sending(self, read: Read, inject: Inject | None, *, request: bool) -> StandIn:
         """A wrapper of a step that sends one request (else notification): it is sent inside its CLIENT operation,
         with the operation's context in its `params._meta` (by `inject`; None where the operation's context, current
         while the step runs, is injected by the SDK's own seam or travels as the current one in process), or as it is
         when `read` gives no message."""
-        return self._wrapper(read, partial(self.send, inject, request))  # positional: a partial's keywords cost a dict
-
-    def _wrapper(self, read: Read, run: Handle) -> Wrapper:
-        """A wrapper that runs the wrapped call as `run(message, wrapped, args, kwargs)` when `read` gives a message
-        and the instrumentation is on; as it is otherwise, and after a fault of ours in `read`."""
-        operations = self.operations
-
-        def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-            if operations.active:
-                try:
-                    message = read(instance, args, kwargs)
-                except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
-                    report("reading a message", error)
-                else:
-                    if message is not None:
-                        return run(message, wrapped, args, kwargs)
-            return wrapped(*args, **kwargs)
-
-        return wrapper
+        # positional: a partial's keywords cost a dict per call
+        return _MessageStep(self.operations, read, partial(self.send, inject, request))
 
     async def send(  # noqa: PLR0917 - `sending` binds the first two by position
         self, inject: Inject | None, request: bool, message: Message, wrapped: Any, args: Args, kwargs: Kwargs
@@ -176,6 +159,34 @@ class Wrappers:
                 guarded("ending a session", lambda: end(instance, error), None)
 
         return entered, exited
+
+
+class _MessageStep(StandIn):
+    """The wrapper of a step that receives or sends one message: the step runs as `run(message, bound step, args,
+    kwargs)` when `read` gives a message and the instrumentation is on; as it is otherwise, and after a fault of ours
+    in `read`."""
+
+    def __init__(self, operations: Operations, read: Read, run: Handle) -> None:
+        self._operations = operations
+        self._read = read
+        self._run = run
+
+    def stand_in_for(self, method: Any) -> Callable[..., Any]:
+        operations, read, run = self._operations, self._read, self._run
+
+        def stand_in(instance: Any, *args: Any, **kwargs: Any) -> Any:
+            wrapped = method.__get__(instance)
+            if operations.active:
+                try:
+                    message = read(instance, args, kwargs)
+                except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
+                    report("reading a message", error)
+                else:
+                    if message is not None:
+                        return run(message, wrapped, args, kwargs)
+            return wrapped(*args, **kwargs)
+
+        return stand_in
 
 
 class SdkAdapter(ABC):
