@@ -72,14 +72,17 @@ def _root(model: Any) -> Any:
     return model if root is None else root
 
 
-def _params_meta_fields(root: object) -> object:
-    """The keys of a request's or notification's `params.meta` beyond the SDK's declared ones, as the peer sent them
-    (pydantic `extra="allow"`), read in one call: every message passes here."""
+def _root_and_meta(model: Any) -> tuple[Any, object]:
+    """A request's or notification's root (as `_root` reads it) and the keys of its `params.meta` beyond the SDK's
+    declared ones, as the peer sent them (pydantic `extra="allow"`), read in one call: every message passes here."""
+    fields = getattr(model, "__dict__", None)
+    root = fields.get("root") if isinstance(fields, dict) else None
+    root = model if root is None else root
     fields = getattr(root, "__dict__", None)
     params = fields.get("params") if isinstance(fields, dict) else None
     fields = None if params is None else getattr(params, "__dict__", None)
     meta = fields.get("meta") if isinstance(fields, dict) else None
-    return None if meta is None else getattr(meta, "model_extra", None)
+    return root, None if meta is None else getattr(meta, "model_extra", None)
 
 
 def _http_request(metadata: object) -> Any:
@@ -337,9 +340,8 @@ class Adapter(SdkAdapter):
         )
 
     def _read_notification(self, notification: Any, session: Session) -> Message | None:
-        root = notification.root
+        root, meta = _root_and_meta(notification)
         method = str(root.method)
-        meta = _params_meta_fields(root)
         http = _notification_request(session, notification)
         if not self._operations.traces_received(method, meta, http, session_state(session)):
             return None
@@ -374,8 +376,8 @@ class Adapter(SdkAdapter):
 
     def _read_sent(self, kind: str, session: Session, args: Args, kwargs: Kwargs) -> Message | None:
         """`send_request(request, ...)` / `send_notification(notification, ...)`, `kind` naming the argument."""
-        root = _root(args[0] if args else argument(args, kwargs, 0, kind))
-        meta = _params_meta_fields(root)  # what the caller put in `_meta` by hand
+        # `meta`: what the caller put in `_meta` by hand
+        root, meta = _root_and_meta(args[0] if args else argument(args, kwargs, 0, kind))
         if not self._operations.traces_sent(meta):
             return None
         # `send_request` takes the session's next id as its first step: the id this request will have
