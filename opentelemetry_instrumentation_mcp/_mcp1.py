@@ -118,7 +118,7 @@ def _received_message(
     transport = (
         request_transport(http, state) if http is not None else session_transport(state, client=_client(session))
     )
-    return Message(
+    return Message.of(
         method,
         params,
         _fields(params),
@@ -134,7 +134,7 @@ def _sent_message(root: Any, session: Session, method: str, meta: object, reques
     """A request or notification a side sends, as the SDK's model."""
     params = _field(root, "params")
     state = session_state(session)
-    return Message(
+    return Message.of(
         method,
         params,
         _fields(params),

@@ -327,7 +327,7 @@ class Adapter(SdkAdapter):
         # before `initialize` is answered the connection holds only a default; the answer sets it
         version = None if method == "initialize" else session.protocol_version
         state.protocol_version = state.protocol_version or version
-        return Message(
+        return Message.of(
             method,
             params,
             fields,
@@ -348,7 +348,7 @@ class Adapter(SdkAdapter):
         state = session_state(sender)
         # a 2026-07-28 request names its version
         envelope = None if meta is None else _fields(meta).get(PROTOCOL_VERSION_META_KEY)
-        return Message(
+        return Message.of(
             method,
             params,
             fields,

@@ -98,6 +98,9 @@ class Side:
     read_fields: FieldReader
 
 
+_new = object.__new__
+
+
 class Operation:
     """The span of one MCP operation on one side, what is known of its outcome, and its duration metric.
 
@@ -128,8 +131,22 @@ class Operation:
         "span",
     )
 
-    def __init__(
-        self,
+    _side: Side
+    _borrowed: bool
+    _message: Message | None
+    span: Span
+    context: Context | None
+    _attributes: Attributes
+    _duration: Histogram | None
+    _content: Content | None
+    _start_time: float
+    _cancelled: bool
+    _token: Token[Context] | None
+    recording: bool
+
+    @classmethod
+    def of(
+        cls,
         side: Side,
         message: Message | None,
         span: Span,
@@ -139,7 +156,9 @@ class Operation:
         measured: bool = False,
         content: Content | None = None,
         borrowed: bool = False,
-    ) -> None:
+    ) -> Operation:
+        """The operation, made without calling the class (see `Message.of`)."""
+        self = _new(cls)
         self._side = side
         self._borrowed = borrowed
         self._message = message
@@ -153,13 +172,12 @@ class Operation:
         self._cancelled = False
         self.recording = span.is_recording()
         """Whether the span records (asked once: a sampled-out span gets nothing more)."""
+        return self
 
     def __enter__(self) -> Operation:
         context = self.context
         # an operation that starts no span of its own, in the context it already runs in, has nothing to attach
-        self._token: Token[Context] | None = (
-            attach(context) if context is not None and context is not current_context() else None
-        )
+        self._token = attach(context) if context is not None and context is not current_context() else None
         return self
 
     def __exit__(
@@ -361,13 +379,13 @@ class Operations:
         try:
             parent, links = choose_server_parent(message, current_context(), self._policy)
             if not (self._recording.known or self._recording.ask()):
-                return Operation(side, message, INVALID_SPAN, parent, {})
+                return Operation.of(side, message, INVALID_SPAN, parent, {})
             name, attributes = describe_span(message)
             span = self._tracer.start_span(name, parent, SpanKind.SERVER, attributes, links, record_exception=False)
             return self._operation_for(side, message, span, parent, attributes)
         except Exception as error:  # noqa: BLE001
             report("starting a server span", error)
-            return Operation(side, None, INVALID_SPAN, None, {})
+            return Operation.of(side, None, INVALID_SPAN, None, {})
 
     def start_client(self, message: Message) -> Operation:
         """Start the CLIENT operation of a message being sent, its parent as `choose_client_parent` decides. An
@@ -380,7 +398,7 @@ class Operations:
                 current_span = INVALID_SPAN
             parent = choose_client_parent(current, current_span, message.meta)
             if message.method in self._excluded or not (self._recording.known or self._recording.ask()):
-                return Operation(side, message, INVALID_SPAN, parent, {})
+                return Operation.of(side, message, INVALID_SPAN, parent, {})
             # a span of the tool's execution is current (a context from `_meta` holds no such span)
             if (
                 message.method == "tools/call"
@@ -395,14 +413,14 @@ class Operations:
             return self._operation_for(side, message, span, parent, attributes)
         except Exception as error:  # noqa: BLE001
             report("starting a client span", error)
-            return Operation(side, None, INVALID_SPAN, None, {})
+            return Operation.of(side, None, INVALID_SPAN, None, {})
 
     def _operation_on_tool_span(self, side: Side, message: Message, span: Span, context: Context) -> Operation:
         """The CLIENT operation of a `tools/call` on the agent framework's span of that tool's execution, instead of
         a span of its own (the conventions: where a GenAI instrumentation already traces the tool execution, the MCP
         attributes go on its span). Its content is the framework's to record; the request hook is called."""
         _, attributes = describe_span(message)
-        operation = Operation(
+        operation = Operation.of(
             side,
             message,
             span,
@@ -424,7 +442,7 @@ class Operations:
     ) -> Operation:
         """The operation of a span just started; its opt-in content and request hook go on it at once."""
         content = self._content
-        operation = Operation(
+        operation = Operation.of(
             side,
             message,
             span,
