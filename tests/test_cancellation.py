@@ -49,7 +49,7 @@ def assert_cancelled(span: ReadableSpan) -> None:
 
 async def test_a_call_its_caller_cancels(instrumented: InMemorySpanExporter) -> None:
     async with connected("memory", reference_app()) as session:
-        with anyio.move_on_after(0.3):
-            await session.call_tool("sleep", {"seconds": 1})
+        with anyio.move_on_after(1):  # a busy machine may take a while to send the call
+            await session.call_tool("sleep", {"seconds": 5})
         await session.send_ping()  # the session goes on
     assert_cancelled(one(ours(instrumented), "tools/call sleep", SpanKind.CLIENT))

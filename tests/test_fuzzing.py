@@ -25,11 +25,11 @@ params = st.recursive(
 )
 
 
-async def ask(request_id: Any, method: str, arguments: Any) -> Any:
+async def ask(request_id: Any, method: str, arguments: Any, patience: float = 2) -> Any:
     """The answers, or how the SDK failed (some releases end a session on odd ids, or leave a request unanswered:
-    an answer takes milliseconds in memory, so two seconds of silence is one): the same, traced or not."""
+    an answer takes milliseconds in memory, so `patience` seconds of silence is one): the same, traced or not."""
     try:
-        with anyio.fail_after(2):
+        with anyio.fail_after(patience):
             return await conversation_of(request_id, method, arguments)
     except BaseException as failure:  # noqa: BLE001 - compared, not handled
         return type(failure).__name__
@@ -52,4 +52,11 @@ def test_generated_ids_and_params_get_the_uninstrumented_answers(
 ) -> None:
     with suppress_instrumentation():
         plain = anyio.run(ask, request_id, method, arguments)
-    assert anyio.run(ask, request_id, method, arguments) == plain
+    traced = anyio.run(ask, request_id, method, arguments)
+    # a busy machine can hold an answer past two seconds: where only one run heard none, it asks again, patiently
+    if traced == "TimeoutError" != plain:
+        traced = anyio.run(ask, request_id, method, arguments, 30)
+    elif plain == "TimeoutError" != traced:
+        with suppress_instrumentation():
+            plain = anyio.run(ask, request_id, method, arguments, 30)
+    assert traced == plain
