@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 import anyio
+from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram
@@ -183,11 +184,12 @@ class Operation:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            if self._token is not None:
-                detach(self._token)
-        except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
-            report(f"leaving a {self._side.name} span's context", error)
+        token = self._token
+        if token is not None:
+            try:
+                detach(token)
+            except Exception:  # noqa: BLE001 - left in another context (a coroutine closed elsewhere)
+                context_api.detach(token)  # which logs it, as it did before `detach` skipped the API
         try:
             if exc is not None:
                 self.record_exception(exc)

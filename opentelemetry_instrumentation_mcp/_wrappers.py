@@ -136,7 +136,11 @@ class Wrappers:
                 result = await wrapped(*args, **kwargs)
             finally:
                 if token is not None:
-                    _request_being_sent.reset(token)
+                    # left in another context (a coroutine closed elsewhere), the variable stays set there
+                    try:  # noqa: SIM105 - `suppress()` would cost a context manager per request
+                        _request_being_sent.reset(token)
+                    except ValueError:
+                        pass
             operation.record_result(result)
             return result
 
