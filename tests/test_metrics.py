@@ -6,11 +6,13 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from opentelemetry_instrumentation_mcp._conventions import BUCKETS
+from opentelemetry_instrumentation_mcp._conventions import BUCKETS, create_durations
+from opentelemetry_instrumentation_mcp._operation import create_sides
 from support.apps import reference_app
 from support.compat import read_timeout, streamable_http_app
 from support.peers import StreamableHttpPeer, serving
@@ -32,6 +34,7 @@ def by_method(reader: InMemoryMetricReader, name: str) -> dict[str, list[dict[st
     for point in points(reader, name):
         attributes = dict(point.attributes)
         assert not NEVER & attributes.keys(), attributes
+        assert list(attributes) == sorted(attributes)  # every point's attributes in one order
         assert tuple(point.explicit_bounds) == BUCKETS
         found.setdefault(str(attributes.get("mcp.method.name")), []).append(attributes)
     return found
@@ -144,3 +147,16 @@ async def test_spans_and_metrics_name_the_conventions_they_follow(
     assert data is not None
     scopes = [scope.scope for resource in data.resource_metrics for scope in resource.scope_metrics]
     assert {scope.schema_url for scope in scopes if scope.name == "opentelemetry_instrumentation_mcp"} == {schema}
+
+
+def test_the_orders_of_duration_keys_remembered_stay_few() -> None:
+    """The sorted duration keys are remembered per order of an operation's attribute keys, which are this package's
+    own; were they not, the memory would start over rather than grow."""
+    meter = MeterProvider().get_meter("test")
+    side = create_sides(create_durations(meter), dict, lambda error: None, lambda error: None).server
+    for number in range(1000):
+        assert side.duration_keys_of(("mcp.method.name", f"key {number}", "error.type")) == (
+            "error.type",
+            "mcp.method.name",
+        )
+    assert 0 < len(side.duration_key_orders) <= 256
