@@ -10,8 +10,9 @@ server process's CPU time per call (all its threads, the span processor's includ
 and the client's wall time from the first session's start to the last one's end.
 
 With `--instructions` (Linux, with valgrind), each configuration's server runs once under callgrind instead, counted
-only while the timed sessions run (all its threads): thousands of instructions per call, which CPU time on a shared
-machine cannot resolve (its rounds spread by ±20 %). The server is some 50 times slower there, so the default load
+from when the warm-up's spans have been exported to when the timed sessions' spans have (all its threads, the
+export included): thousands of instructions per call, which CPU time on a shared machine cannot resolve (its rounds
+spread by ±20 %). The server is some 50 times slower there, so the default load
 is then 20 sessions of 10 calls; the client's wall time is not reported.
 
 Clients:
@@ -24,6 +25,7 @@ Clients:
 Configurations (of the server, and of `sdk` clients):
   bare         the SDK, no OpenTelemetry SDK configured
   sdk-tracing  mcp 2.x's own tracing, with an SDK tracer provider (mcp 2.x only)
+  ours-spans   this instrumentation, with an SDK tracer provider only
   ours         this instrumentation, with SDK tracer and meter providers (metrics exported every 60 s, the
                default: at most once in a run)
 """
@@ -39,13 +41,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MCP2 = not metadata.version("mcp").startswith("1.")
-CONFIGURATIONS = ["bare", *(["sdk-tracing"] if MCP2 else []), "ours"]
+CONFIGURATIONS = ["bare", *(["sdk-tracing"] if MCP2 else []), "ours-spans", "ours"]
 
 
 def configure(configuration: str, endpoint: str) -> None:
@@ -63,9 +66,11 @@ def configure(configuration: str, endpoint: str) -> None:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")))
     trace.set_tracer_provider(tracer_provider)
-    if configuration == "ours":
-        from opentelemetry_instrumentation_mcp import McpInstrumentor
+    from opentelemetry_instrumentation_mcp import McpInstrumentor
 
+    if configuration == "ours-spans":
+        McpInstrumentor().instrument(tracer_provider=tracer_provider)
+    elif configuration == "ours":
         reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics"))
         meter_provider = MeterProvider(metric_readers=[reader])
         metrics.set_meter_provider(meter_provider)
@@ -173,11 +178,38 @@ def wait_for(port: int, seconds: float = 20) -> None:
     raise RuntimeError(f"the server did not listen on {port}")
 
 
+EXPORT_SETTLE = 6.0
+"""Seconds without a new span at the receiver after which the server has exported all it had: longer than the batch
+span processor's default schedule (5 s)."""
+
+
+def settle(spans_received: Callable[[], int]) -> None:
+    """Wait until the receiver has had no new span for `EXPORT_SETTLE` seconds."""
+    last, since = spans_received(), time.monotonic()
+    while time.monotonic() - since < EXPORT_SETTLE:
+        time.sleep(0.25)
+        if spans_received() != last:
+            last, since = spans_received(), time.monotonic()
+
+
 def run(
-    clients: str, configuration: str, endpoint: str, sessions: int, calls: int, *, counted: bool = False
+    clients: str,
+    configuration: str,
+    endpoint: str,
+    sessions: int,
+    calls: int,
+    *,
+    spans_received: Callable[[], int],
+    counted: bool = False,
 ) -> tuple[float, float]:
     """One round of one configuration: the server's CPU milliseconds per call (`counted`: thousands of instructions
-    under callgrind), and the client's wall seconds."""
+    under callgrind), and the client's wall seconds.
+
+    Counted, the server's instructions are counted from when the warm-up's spans have all been exported to when the
+    timed sessions' spans have: every configuration's count holds the export of its own spans, and only those. (A
+    count stopped as the last session ends holds whatever batch the processor's schedule happened to export in
+    between: one run counted ours with an export of about 520 thousand instructions per call, and the SDK's own
+    tracing with none.)"""
     port = free_port()
     script = str(Path(__file__).resolve())
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
@@ -197,6 +229,8 @@ def run(
         assert process.stdin is not None
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"
+        if counted:
+            settle(spans_received)
         before = cpu_seconds(server.pid)
         if counted:
             subprocess.run(["callgrind_control", "--instr=on", str(server.pid)], check=True, capture_output=True)
@@ -204,6 +238,7 @@ def run(
         process.stdin.flush()
         wall = float(process.stdout.readline())
         if counted:
+            settle(spans_received)
             subprocess.run(["callgrind_control", "--instr=off", str(server.pid)], check=True, capture_output=True)
         server_ms = (cpu_seconds(server.pid) - before) / (sessions * calls) * 1000
         process.communicate()
@@ -254,7 +289,17 @@ def main() -> None:
                     received[name] += len(spans)
 
                 receiver._on_spans = count  # the receiver's one listener, per configuration
-                samples[name].append(run(arguments.clients, name, receiver.endpoint, sessions, calls, counted=counted))
+                samples[name].append(
+                    run(
+                        arguments.clients,
+                        name,
+                        receiver.endpoint,
+                        sessions,
+                        calls,
+                        spans_received=lambda name=name: received[name],
+                        counted=counted,
+                    )
+                )
     measure = "thousand instructions per call, once" if counted else f"{rounds} rounds (medians, min to max)"
     print(
         f"mcp {metadata.version('mcp')}, {sessions} concurrent streamable HTTP sessions x {calls} calls, "

@@ -100,7 +100,7 @@ def test_sessions_leave_nothing_behind(
 
         held, grown = leaked(sessions, count, traced_memory=transport == "memory")
         if transport == "streamable-http":
-            # mcp 1.9 to 2.0 keep the transport of every session a client ended (their own leak, traced or not):
+            # mcp 1.9 and 2.0 keep the transport of every session a client ended (their own leak, traced or not):
             # only what grows beyond what they keep untraced is ours
             McpInstrumentor().uninstrument()
             try:
