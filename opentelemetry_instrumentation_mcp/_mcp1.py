@@ -73,11 +73,9 @@ def _root(model: Any) -> Any:
 
 
 def _root_and_meta(model: Any) -> tuple[Any, object]:
-    """A request's or notification's root (as `_root` reads it) and the keys of its `params.meta` beyond the SDK's
-    declared ones, as the peer sent them (pydantic `extra="allow"`), read in one call: every message passes here."""
-    fields = getattr(model, "__dict__", None)
-    root = fields.get("root") if isinstance(fields, dict) else None
-    root = model if root is None else root
+    """A request's or notification's root (`_root`) and the keys of its `params.meta` beyond the SDK's declared ones,
+    as the peer sent them (pydantic `extra="allow"`), read in one more call: every message passes here."""
+    root = _root(model)
     fields = getattr(root, "__dict__", None)
     params = fields.get("params") if isinstance(fields, dict) else None
     fields = None if params is None else getattr(params, "__dict__", None)
