@@ -66,11 +66,13 @@ def configure(configuration: str, endpoint: str) -> None:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")))
     trace.set_tracer_provider(tracer_provider)
+    if configuration == "sdk-tracing":
+        return
     from opentelemetry_instrumentation_mcp import McpInstrumentor
 
     if configuration == "ours-spans":
         McpInstrumentor().instrument(tracer_provider=tracer_provider)
-    elif configuration == "ours":
+    else:
         reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics"))
         meter_provider = MeterProvider(metric_readers=[reader])
         metrics.set_meter_provider(meter_provider)
@@ -188,8 +190,9 @@ def settle(spans_received: Callable[[], int]) -> None:
     last, since = spans_received(), time.monotonic()
     while time.monotonic() - since < EXPORT_SETTLE:
         time.sleep(0.25)
-        if spans_received() != last:
-            last, since = spans_received(), time.monotonic()
+        now = spans_received()
+        if now != last:
+            last, since = now, time.monotonic()
 
 
 def run(
