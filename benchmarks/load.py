@@ -25,7 +25,12 @@ Clients:
 Configurations (of the server, and of `sdk` clients):
   bare         the SDK, no OpenTelemetry SDK configured
   sdk-tracing  mcp 2.x's own tracing, with an SDK tracer provider (mcp 2.x only)
+  floor-spans  no instrumentation: the least OpenTelemetry work that records what `ours-spans` records, an ASGI
+               middleware making a SERVER span per POST with the eleven attributes ours records on a streamable
+               HTTP `tools/call` (values of their types and sizes, not read from the message), current while the
+               app handles it (with raw clients only: `sdk` clients are untraced here)
   ours-spans   this instrumentation, with an SDK tracer provider only
+  floor        `floor-spans`, and the duration record `ours` makes per POST with its seven attributes
   ours         this instrumentation, with SDK tracer and meter providers (metrics exported every 60 s, the
                default: at most once in a run)
 """
@@ -48,13 +53,32 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MCP2 = not metadata.version("mcp").startswith("1.")
-CONFIGURATIONS = ["bare", *(["sdk-tracing"] if MCP2 else []), "ours-spans", "ours"]
+CONFIGURATIONS = ["bare", *(["sdk-tracing"] if MCP2 else []), "floor-spans", "ours-spans", "floor", "ours"]
+FLOOR_SPAN_ATTRIBUTES = {
+    "mcp.method.name": "tools/call",
+    "gen_ai.operation.name": "execute_tool",
+    "gen_ai.tool.name": "add",
+    "jsonrpc.request.id": "7",
+    "mcp.protocol.version": "2025-11-25",
+    "mcp.session.id": "0123456789abcdef0123456789abcdef",
+    "network.transport": "tcp",
+    "network.protocol.name": "http",
+    "network.protocol.version": "1.1",
+    "client.address": "127.0.0.1",
+    "client.port": 51234,
+}
+FLOOR_DURATION_ATTRIBUTES = {
+    key: FLOOR_SPAN_ATTRIBUTES[key]
+    for key in sorted(FLOOR_SPAN_ATTRIBUTES)
+    if not key.startswith(("client.", "jsonrpc.", "mcp.session."))
+}
 
 
-def configure(configuration: str, endpoint: str) -> None:
-    """Set up OpenTelemetry as the configuration says, exporting to `endpoint`, before mcp is used."""
+def configure(configuration: str, endpoint: str) -> Any:
+    """Set up OpenTelemetry as the configuration says, exporting to `endpoint`, before mcp is used; for the floor
+    configurations, return the ASGI middleware that records their telemetry (their providers are not global)."""
     if configuration == "bare":
-        return
+        return None
     from opentelemetry import metrics, trace
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -65,18 +89,61 @@ def configure(configuration: str, endpoint: str) -> None:
 
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")))
-    trace.set_tracer_provider(tracer_provider)
-    if configuration == "sdk-tracing":
-        return
-    from opentelemetry_instrumentation_mcp import McpInstrumentor
-
-    if configuration == "ours-spans":
-        McpInstrumentor().instrument(tracer_provider=tracer_provider)
-    else:
+    meter_provider = None
+    if configuration in ("floor", "ours"):
         reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics"))
         meter_provider = MeterProvider(metric_readers=[reader])
+    if configuration.startswith("floor"):
+        return floor_middleware(tracer_provider, meter_provider)
+    trace.set_tracer_provider(tracer_provider)
+    if configuration == "sdk-tracing":
+        return None
+    from opentelemetry_instrumentation_mcp import McpInstrumentor
+
+    if meter_provider is None:
+        McpInstrumentor().instrument(tracer_provider=tracer_provider)
+    else:
         metrics.set_meter_provider(meter_provider)
         McpInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    return None
+
+
+def floor_middleware(tracer_provider: Any, meter_provider: Any) -> Callable[[Any], Any]:
+    """An ASGI middleware that makes a SERVER span per POST, and with a meter provider a duration record: what
+    ours records per message over streamable HTTP, with no MCP code at all, as the floor of its cost."""
+    from timeit import default_timer
+
+    from opentelemetry import context, trace
+    from opentelemetry.trace import SpanKind
+
+    from opentelemetry_instrumentation_mcp._conventions import BUCKETS
+
+    tracer = tracer_provider.get_tracer("floor")
+    histogram = None
+    if meter_provider is not None:
+        histogram = meter_provider.get_meter("floor").create_histogram(
+            "mcp.server.operation.duration", unit="s", explicit_bucket_boundaries_advisory=BUCKETS
+        )
+
+    def middleware(app: Any) -> Any:
+        async def traced(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or scope["method"] != "POST":
+                return await app(scope, receive, send)
+            started = default_timer()
+            span = tracer.start_span("tools/call add", None, SpanKind.SERVER, FLOOR_SPAN_ATTRIBUTES)
+            token = context.attach(trace.set_span_in_context(span))
+            try:
+                await app(scope, receive, send)
+            finally:
+                context.detach(token)
+                span.end()
+                if histogram is not None:
+                    histogram.record(default_timer() - started, FLOOR_DURATION_ATTRIBUTES)
+            return None
+
+        return traced
+
+    return middleware
 
 
 def serve(configuration: str, endpoint: str, port: int) -> None:
@@ -87,10 +154,12 @@ def serve(configuration: str, endpoint: str, port: int) -> None:
 
     from support.compat import streamable_http_app
 
-    configure(configuration, endpoint)
+    middleware = configure(configuration, endpoint)
     # a line per session opened and closed, and (mcp 1.x) a traceback per client that leaves: not the subject
     logging.getLogger("mcp").setLevel(logging.CRITICAL)
     app = streamable_http_app(fastmcp_app(), stateless=False, json_response=True)
+    if middleware is not None:
+        app = middleware(app)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -143,7 +212,8 @@ def client(clients: str, configuration: str, endpoint: str, url: str, *, session
 
     sys.path.insert(0, str(ROOT / "tests"))
     if clients == "sdk":
-        configure(configuration, endpoint)
+        if not configuration.startswith("floor"):
+            configure(configuration, endpoint)
 
         def timed(count: int, per_session: int) -> float:
             return anyio.run(load_with_sdk_clients, url, count, per_session)
