@@ -114,19 +114,44 @@ def has_no_context_to_pass(method: str, meta: object, http_request: object, sess
     return not meta and http_request is None and session.context is None and method != "initialize"
 
 
-_written: tuple[TextMapPropagator, frozenset[str]] | None = None
-"""The propagators last asked for the keys they write, and those keys."""
+_written: tuple[TextMapPropagator, frozenset[str], frozenset[bytes]] | None = None
+"""The propagators last asked for the keys they write, those keys, and the same as ASGI header names."""
 
 
-def _written_fields(textmap: TextMapPropagator) -> frozenset[str]:
-    """The keys `textmap` writes, read once per propagator (a composite builds the set anew on every read)."""
+def _fields_written_by(textmap: TextMapPropagator) -> tuple[TextMapPropagator, frozenset[str], frozenset[bytes]]:
+    """`textmap`, the keys it writes, and those keys as an ASGI scope names headers (lowercase bytes); read once per
+    propagator (a composite builds the set anew on every read)."""
     global _written  # noqa: PLW0603 - a one-entry cache, replaced whole
     last = _written
     if last is not None and last[0] is textmap:
-        return last[1]
+        return last
     fields = frozenset(textmap.fields)
-    _written = textmap, fields
-    return fields
+    _written = last = textmap, fields, frozenset(field.lower().encode("latin-1", "replace") for field in fields)
+    return last
+
+
+def _written_fields(textmap: TextMapPropagator) -> frozenset[str]:
+    """The keys `textmap` writes."""
+    return _fields_written_by(textmap)[1]
+
+
+def extract_from_http_headers(headers: object, raw_headers: object) -> Context | None:
+    """Read the span context an HTTP request's `headers` hold; None when they hold no valid one.
+
+    `raw_headers` is the ASGI scope's list of (name, value) pairs behind them. Where no name in it is one the
+    propagators write, `headers` are not read: a missing key costs a Starlette `Headers` lookup a scan of every
+    header and an exception, once per key, on every request of an untraced client."""
+    if type(raw_headers) is list:
+        names = _fields_written_by(propagate.get_global_textmap())[2]
+        try:
+            for name, _ in raw_headers:
+                if name in names:
+                    break
+            else:
+                return None
+        except (TypeError, ValueError):  # not pairs: read the headers themselves
+            pass
+    return extract(headers, Context())
 
 
 def inject_into_params(params: object, fields: Mapping[str, object]) -> object:

@@ -51,7 +51,7 @@ from opentelemetry_instrumentation_mcp._message import (
 )
 from opentelemetry_instrumentation_mcp._otel_private import current_context
 from opentelemetry_instrumentation_mcp._patching import Target, Wrapper, argument
-from opentelemetry_instrumentation_mcp._propagation import carrier_for, extract, has_span
+from opentelemetry_instrumentation_mcp._propagation import carrier_for, extract, extract_from_http_headers, has_span
 
 _PIPE: Attributes = {NETWORK_TRANSPORT: NetworkTransportValues.PIPE.value}
 _STDIO = Transport(_PIPE)
@@ -109,7 +109,7 @@ def _http_transport(request: Any, ambient: Context, state: SessionState) -> Tran
         return NO_TRANSPORT
     received = scope.get(_SCOPE_KEY)
     request_context = received.context if isinstance(received, _Received) else ambient
-    sent = extract(getattr(request, "headers", None), Context())
+    sent = extract_from_http_headers(getattr(request, "headers", None), scope.get("headers"))
     return Transport(
         attributes=_peer_attributes(scope, state),
         context=request_context if has_span(request_context) else sent,

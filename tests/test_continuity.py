@@ -11,12 +11,14 @@ import logging
 from typing import Any
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator, default_getter, default_setter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import NoOpTracerProvider, SpanKind
+from opentelemetry.trace import NonRecordingSpan, NoOpTracerProvider, SpanContext, SpanKind, TraceFlags
 
 from opentelemetry_instrumentation_mcp import IncomingContext, McpInstrumentor
 from opentelemetry_instrumentation_mcp._message import SessionState
@@ -265,6 +267,44 @@ def test_stateless_http_uses_each_requests_headers(instrumented: InMemorySpanExp
     calls = named(spans, "tools/call add")
     assert [parent_of(span) for span in calls] == [ids(first), None, ids(second)]
     assert all("mcp.session.id" not in (span.attributes or {}) for span in spans)
+
+
+class RequestTracePropagator(TextMapPropagator):
+    """A vendor's propagator, not W3C's: the context in one `X-Request-Trace` header, `{trace id}:{span id}`."""
+
+    def extract(self, carrier: Any, context: Context | None = None, getter: Getter[Any] = default_getter) -> Context:
+        values = getter.get(carrier, "X-Request-Trace")
+        if not values:
+            return context or Context()
+        trace_id, span_id = values[0].split(":")
+        span = NonRecordingSpan(SpanContext(int(trace_id, 16), int(span_id, 16), True, TraceFlags(1)))
+        return trace.set_span_in_context(span, context)
+
+    def inject(self, carrier: Any, context: Context | None = None, setter: Setter[Any] = default_setter) -> None:
+        span_context = trace.get_current_span(context).get_span_context()
+        setter.set(carrier, "X-Request-Trace", f"{span_context.trace_id:032x}:{span_context.span_id:016x}")
+
+    @property
+    def fields(self) -> set[str]:
+        return {"X-Request-Trace"}
+
+
+def test_http_headers_are_read_by_the_propagators_fields(instrumented: InMemorySpanExporter) -> None:
+    """Headers are read only when one of them is a field the global propagators write: theirs, whatever its case."""
+    sent = Parent()
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(RequestTracePropagator())
+    try:
+        with serving(streamable_http_app(reference_app(), stateless=True, json_response=True)) as url:
+            peer = StreamableHttpPeer(url)
+            peer.initialize()
+            peer.request("tools/call", ADD, traceparent=Parent().traceparent)
+            peer.request("tools/call", ADD, **{"X-Request-Trace": f"{sent.trace_id}:{sent.span_id}"})
+            peer.close()
+    finally:
+        propagate.set_global_textmap(previous)
+    calls = named(ours(instrumented), "tools/call add")
+    assert [parent_of(span) for span in calls] == [None, ids(sent)]
 
 
 def test_http_server_span_of_an_asgi_instrumentation(instrumented: InMemorySpanExporter) -> None:
