@@ -144,12 +144,9 @@ def extract_from_http_headers(headers: object, raw_headers: object) -> Context |
     if type(raw_headers) is list:
         names = _fields_written_by(propagate.get_global_textmap())[2]
         try:
-            for name, _ in raw_headers:
-                if name in names:
-                    break
-            else:
+            if names.isdisjoint(dict(raw_headers)):
                 return None
-        except (TypeError, ValueError):  # not pairs: read the headers themselves
+        except (TypeError, ValueError):  # not pairs of hashables: read the headers themselves
             pass
     return extract(headers, Context())
 
