@@ -9,7 +9,8 @@ runs, with the SDK's default batch schedule, and a client process opens `--sessi
 server process's CPU time per call (all its threads, the span processor's included) while the timed sessions run,
 and the client's wall time from the first session's start to the last one's end.
 
-With `--instructions` (Linux, with valgrind), each configuration's server runs once under callgrind instead, counted
+With `--instructions` (Linux, with valgrind), each configuration's server runs under callgrind instead (once, unless
+`--rounds` says otherwise), counted
 from when the warm-up's spans have been exported to when the timed sessions' spans have (all its threads, the
 export included): thousands of instructions per call, which CPU time on a shared machine cannot resolve (its rounds
 spread by ±20 %). The server is some 50 times slower there, so the default load
@@ -331,7 +332,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, help="100, or 20 with --instructions")
     parser.add_argument("--calls", type=int, help="20, or 10 with --instructions")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, help="5, or 1 with --instructions")
     parser.add_argument("--clients", choices=["raw", "sdk"], default="raw")
     parser.add_argument("--instructions", action="store_true", help="count the server's instructions, once")
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
@@ -348,7 +349,7 @@ def main() -> None:
     from opentelemetry_instrumentation_mcp.viewer import OtlpReceiver
 
     counted = arguments.instructions
-    rounds = 1 if counted else arguments.rounds
+    rounds = arguments.rounds or (1 if counted else 5)
     sessions = arguments.sessions or (20 if counted else 100)
     calls = arguments.calls or (10 if counted else 20)
 
@@ -373,7 +374,9 @@ def main() -> None:
                         counted=counted,
                     )
                 )
-    measure = "thousand instructions per call, once" if counted else f"{rounds} rounds (medians, min to max)"
+    measure = f"{rounds} rounds (medians, min to max)" if rounds > 1 else "once"
+    if counted:
+        measure = f"thousand instructions per call, {measure}"
     print(
         f"mcp {metadata.version('mcp')}, {sessions} concurrent streamable HTTP sessions x {calls} calls, "
         f"{arguments.clients} clients, {measure}\n"
@@ -387,7 +390,9 @@ def main() -> None:
         server = [value for value, _ in values]
         wall = [value for _, value in values]
         shown = f"{statistics.median(server):8.1f}" if counted else f"{statistics.median(server):8.3f}"
-        spread = "" if counted else f" ({min(server):.3f}-{max(server):.3f})"
+        spread = (
+            "" if rounds == 1 else f" ({min(server):.{1 if counted else 3}f}-{max(server):.{1 if counted else 3}f})"
+        )
         wall_median = statistics.median(wall)
         wall_shown = (
             "" if counted else f" {wall_median:7.2f} ({min(wall):.2f}-{max(wall):.2f}) {wall_median / bare_wall:7.2f}"
@@ -396,6 +401,22 @@ def main() -> None:
             f"  {name:<12} {shown}{spread:>17} {statistics.median(server) / bare_server:7.2f}{wall_shown}"
             f" {received[name]:>8}"
         )
+    print_goals({name: statistics.median(server for server, _ in values) for name, values in samples.items()})
+
+
+def print_goals(server: dict[str, float]) -> None:
+    """Issue 22's load goal, with a pass/fail mark, and what ours adds to bare against what its floor adds."""
+    bare = server["bare"]
+    ratio = server["ours"] / bare
+    print()
+    if MCP2:
+        limit, against = server["sdk-tracing"] / bare, "the SDK's own tracing"
+    else:
+        limit, against = 1.12, "the goal"
+    print(f"  goal: ours x{ratio:.2f} bare <= x{limit:.2f} ({against}): {'pass' if ratio <= limit else 'FAIL'}")
+    for ours, floor in (("ours-spans", "floor-spans"), ("ours", "floor")):
+        added, floor_added = server[ours] - bare, server[floor] - bare
+        print(f"  {ours} adds {added:.1f}, its floor {floor_added:.1f}: {added / floor_added:.2f}x the floor")
 
 
 if __name__ == "__main__":
