@@ -53,12 +53,28 @@ def instrumentation_suppressed() -> bool:
     return bool(context.get(_SUPPRESS_INSTRUMENTATION_KEY) or context.get(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN))
 
 
-def global_providers_unset(traces: bool) -> bool:
-    """Whether the API's global meter provider, and with `traces` its global tracer provider, are still unset.
+def unless_global_providers_unset(ask: Callable[[], bool], *, traces: bool) -> Callable[[], bool]:
+    """`ask`, answered False without calling it while the API's global meter provider, and with `traces` its global
+    tracer provider, are still unset.
 
     The public getters look the environment up on every call until a provider is set, too slow to ask per message:
-    the API's own module globals (`_METER_PROVIDER`, `_TRACER_PROVIDER`) say it at the cost of two reads."""
-    return metrics_internal._METER_PROVIDER is None and (not traces or trace._TRACER_PROVIDER is None)
+    the API's own module globals (`_METER_PROVIDER`, `_TRACER_PROVIDER`) say it at the cost of two reads, in the one
+    frame of the function returned."""
+    if traces:
+
+        def asking_unless_both_unset() -> bool:
+            if metrics_internal._METER_PROVIDER is None and trace._TRACER_PROVIDER is None:
+                return False
+            return ask()
+
+        return asking_unless_both_unset
+
+    def asking_unless_unset() -> bool:
+        if metrics_internal._METER_PROVIDER is None:
+            return False
+        return ask()
+
+    return asking_unless_unset
 
 
 def is_meter_proxy(meter: Meter) -> bool:

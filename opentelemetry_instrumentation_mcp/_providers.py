@@ -14,10 +14,10 @@ from opentelemetry.trace import NoOpTracer, ProxyTracer, Tracer
 
 from opentelemetry_instrumentation_mcp._guard import guarded
 from opentelemetry_instrumentation_mcp._otel_private import (
-    global_providers_unset,
     is_meter_proxy,
     resolved_meter,
     resolved_tracer,
+    unless_global_providers_unset,
 )
 
 
@@ -32,26 +32,23 @@ def _measures(meter: Meter) -> bool:
 
 class ProviderCheck:
     """Whether a provider records, asked per message until it first says yes: a provider, once set, stays set. Read
-    `known` first; `ask()` only while it is False (a method, not `__call__`: calling an instance is slower).
+    `known` first; call `ask()` only while it is False (a function in a slot: one frame, no bound method).
 
-    While the answer rests on the API's proxies alone (`proxied`), the check says no without asking as long as the
+    While the answer rests on the API's proxies alone (`proxied`), `ask()` says no without asking as long as the
     API's global meter provider, and with `traces` its global tracer provider too, is unset."""
 
-    __slots__ = ("_proxied", "_records", "_traces", "known")
+    __slots__ = ("ask", "known")
 
     def __init__(self, records: Callable[[], bool], *, proxied: bool, traces: bool) -> None:
-        self._records = records
-        self._proxied = proxied
-        self._traces = traces
         self.known = False
         """True once the check has said yes."""
 
-    def ask(self) -> bool:
+        def ask() -> bool:
+            self.known = records()
+            return self.known
+
+        self.ask: Callable[[], bool] = unless_global_providers_unset(ask, traces=traces) if proxied else ask
         """Whether the provider records now."""
-        if self._proxied and global_providers_unset(self._traces):
-            return False
-        self.known = self._records()
-        return self.known
 
 
 def provider_checks(tracer: Tracer, meter: Meter) -> tuple[ProviderCheck, ProviderCheck]:
