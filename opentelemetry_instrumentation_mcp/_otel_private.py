@@ -60,17 +60,9 @@ def unless_global_providers_unset(ask: Callable[[], bool], *, traces: bool) -> C
     The public getters look the environment up on every call until a provider is set, too slow to ask per message:
     the API's own module globals (`_METER_PROVIDER`, `_TRACER_PROVIDER`) say it at the cost of two reads, in the one
     frame of the function returned."""
-    if traces:
-
-        def asking_unless_both_unset() -> bool:
-            if metrics_internal._METER_PROVIDER is None and trace._TRACER_PROVIDER is None:
-                return False
-            return ask()
-
-        return asking_unless_both_unset
 
     def asking_unless_unset() -> bool:
-        if metrics_internal._METER_PROVIDER is None:
+        if metrics_internal._METER_PROVIDER is None and (not traces or trace._TRACER_PROVIDER is None):
             return False
         return ask()
 
