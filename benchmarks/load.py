@@ -384,15 +384,14 @@ def main() -> None:
     bare_server = statistics.median(server for server, _ in samples["bare"])
     bare_wall = statistics.median(wall for _, wall in samples["bare"])
     figure = "server k instr/call" if counted else "server CPU ms/call"
+    digits = 1 if counted else 3
     walls = "" if counted else f" {'client wall s':>21} {'x bare':>7}"
     print(f"  {'configuration':<12} {figure:>25} {'x bare':>7}{walls} {'spans':>8}")
     for name, values in samples.items():
         server = [value for value, _ in values]
         wall = [value for _, value in values]
-        shown = f"{statistics.median(server):8.1f}" if counted else f"{statistics.median(server):8.3f}"
-        spread = (
-            "" if rounds == 1 else f" ({min(server):.{1 if counted else 3}f}-{max(server):.{1 if counted else 3}f})"
-        )
+        shown = f"{statistics.median(server):8.{digits}f}"
+        spread = "" if rounds == 1 else f" ({min(server):.{digits}f}-{max(server):.{digits}f})"
         wall_median = statistics.median(wall)
         wall_shown = (
             "" if counted else f" {wall_median:7.2f} ({min(wall):.2f}-{max(wall):.2f}) {wall_median / bare_wall:7.2f}"
