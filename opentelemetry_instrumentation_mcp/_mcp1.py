@@ -128,15 +128,19 @@ def _received_message(
     )
 
 
-def _sent_message(root: Any, session: Session, method: str, meta: object, request_id: object) -> Message:
-    """A request or notification a side sends, as the SDK's model."""
+def _next_request_id(session: Session) -> object:
+    """The id `send_request`, called now, gives its request: the session's counter, which it takes as its first step."""
+    return getattr(session, "_request_id", None)
+
+
+def _sent_message(root: Any, session: Session, method: str, meta: object) -> Message:
+    """A request or notification a side sends, as the SDK's model (a request's id is read as it is sent)."""
     params = _field(root, "params")
     state = session_state(session)
     return Message.of(
         method,
         params,
         _fields(params),
-        request_id=request_id,
         meta=meta,
         protocol_version=state.protocol_version,
         transport=session_transport(state, client=_client(session)),
@@ -302,7 +306,7 @@ class Adapter(SdkAdapter):
             Target(
                 "mcp.shared.session",
                 "BaseSession.send_request",
-                wrappers.sending(partial(self._read_sent, "request"), _inject, request=True),
+                wrappers.sending(partial(self._read_sent, "request"), _inject, request=True, next_id=_next_request_id),
                 why="every request either side sends; reads `_request_id`, the id the SDK gives it",
                 per_message=True,
             ),
@@ -378,9 +382,7 @@ class Adapter(SdkAdapter):
         root, meta = _root_and_meta(args[0] if args else argument(args, kwargs, 0, kind))
         if not self._operations.traces_sent(meta):
             return None
-        # `send_request` takes the session's next id as its first step: the id this request will have
-        request_id = getattr(session, "_request_id", None) if kind == "request" else None
-        return _sent_message(root, session, str(root.method), meta, request_id)
+        return _sent_message(root, session, str(root.method), meta)
 
     def _handle_by_kind(self, message: Message, wrapped: Any, args: Args, kwargs: Kwargs) -> Any:
         """A notification's handling returns nothing to read; a request's is answered through its responder."""

@@ -112,9 +112,20 @@ class _NoSpan:
 _NO_SPAN = _NoSpan()
 
 
+def _id_to_mint(dispatcher: Any) -> int | None:
+    """The id `JSONRPCDispatcher.send_raw_request`, called now, mints for a request its caller gave none (its first
+    steps, the same from 2.0 to 2.3): the next of its counter that is not in flight; None where it refuses to send."""
+    if dispatcher._closed or not dispatcher._running:
+        return None
+    request_id: int = dispatcher._next_id + 1
+    while request_id in dispatcher._pending:
+        request_id += 1
+    return request_id
+
+
 def _no_sdk_client_span(name: str, *, attributes: Mapping[str, Any] | None = None, **kwargs: Any) -> _NoSpan:
     """The dispatcher's `otel_span(...)`, muted: no span, and the request's id (which the dispatcher has allocated by
-    then) noted for our CLIENT span."""
+    then) noted for our CLIENT span, should it not have been read as the send started."""
     if attributes:
         note_request_id(attributes.get(JSONRPC_REQUEST_ID))
     return _NO_SPAN
@@ -180,6 +191,7 @@ class Adapter(SdkAdapter):
         # a request carries the context current as the dispatcher injects it (`inject_trace_context`), in process none:
         # the peer handles the message in this task, in the current context
         sent_requests = wrappers.sending(partial(self._read_sent, True), None, request=True)
+        minted_requests = wrappers.sending(partial(self._read_sent, True), None, request=True, next_id=_id_to_mint)
         sent_notifications = wrappers.sending(partial(self._read_sent, False), _inject, request=False)
         in_process_notifications = wrappers.sending(partial(self._read_sent, False), None, request=False)
         session_entered, session_exited = wrappers.timing_sessions(self._end_client_session)
@@ -217,7 +229,7 @@ class Adapter(SdkAdapter):
             *(
                 Target(module, f"{sender}.{method}", wrapper, why=sends, per_message=True)
                 for module, sender, request, notification in (
-                    (_DISPATCHER, "JSONRPCDispatcher", sent_requests, sent_notifications),
+                    (_DISPATCHER, "JSONRPCDispatcher", minted_requests, sent_notifications),
                     (_DIRECT, "DirectDispatcher", sent_requests, in_process_notifications),
                     (_DIRECT, "_DirectDispatchContext", sent_requests, in_process_notifications),
                 )
@@ -352,7 +364,8 @@ class Adapter(SdkAdapter):
             method,
             params,
             fields,
-            # the caller's id, else the one the dispatcher allocates as it sends (`note_request_id`)
+            # the caller's id; else the one the dispatcher mints, read as the send starts (`_id_to_mint`) or noted as
+            # it sends (`note_request_id`)
             request_id=(opts if type(opts) is dict else _fields(opts)).get("request_id") if request and opts else None,
             meta=meta,
             protocol_version=envelope if isinstance(envelope, str) else state.protocol_version,

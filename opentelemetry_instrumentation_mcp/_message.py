@@ -144,7 +144,8 @@ class Message:
         self.name = fields.get("name")
         """`params.name`: the tool of `tools/call`, the prompt of `prompts/get`."""
         self.request_id = request_id
-        """The JSON-RPC id; None for a notification, and for a request whose id the SDK gives it as it sends it."""
+        """The JSON-RPC id; None for a notification. A request sent without one from its caller gets it as the send
+        starts (`Wrappers.send`), or keeps None where the SDK tells it only as it sends it (`note_request_id`)."""
         self.meta = meta
         """`params._meta` as the peer sent it (None when absent)."""
         self.protocol_version = protocol_version

@@ -43,6 +43,9 @@ Inject = Callable[[Message, Args, Kwargs, Mapping[str, object]], tuple[Args, Kwa
 fields (`traceparent`...) in place of whatever the propagators write there, the caller's own objects unchanged."""
 Handle = Callable[[Message, Any, Args, Kwargs], Awaitable[Any]]
 """The handling of a received message inside its operation: `handle(message, wrapped, args, kwargs)`."""
+NextId = Callable[[Any], object]
+"""An adapter's reading of the id a sender (the wrapped call's instance) gives the request it is called to send, read
+as the send starts: its SDK takes it from a counter before anything else can, so the span starts with it."""
 
 _request_being_sent: ContextVar[Operation | None] = ContextVar("opentelemetry_mcp_request_being_sent", default=None)
 """The recorded CLIENT operation of the request this task is sending, while the SDK has not yet given it an id."""
@@ -108,19 +111,35 @@ class Wrappers:
             operation.record_result(result)
             return result
 
-    def sending(self, read: Read, inject: Inject | None, *, request: bool) -> StandIn:
+    def sending(self, read: Read, inject: Inject | None, *, request: bool, next_id: NextId | None = None) -> StandIn:
         """A wrapper of a step that sends one request (else notification): it is sent inside its CLIENT operation,
         with the operation's context in its `params._meta` (by `inject`; None where the operation's context, current
         while the step runs, is injected by the SDK's own seam or travels as the current one in process), or as it is
-        when `read` gives no message."""
+        when `read` gives no message. A request the caller gave no id gets the one `next_id` reads, if given; else
+        the SDK tells it as it sends it (`note_request_id`)."""
         # positional: a partial's keywords cost a dict per call
-        return _MessageStep(self.operations, read, partial(self.send, inject, request))
+        return _MessageStep(self.operations, read, partial(self.send, inject, request, next_id))
 
-    async def send(  # noqa: PLR0917 - `sending` binds the first two by position
-        self, inject: Inject | None, request: bool, message: Message, wrapped: Any, args: Args, kwargs: Kwargs
+    async def send(  # noqa: PLR0917 - `sending` binds the first three by position
+        self,
+        inject: Inject | None,
+        request: bool,
+        next_id: NextId | None,
+        message: Message,
+        wrapped: Any,
+        args: Args,
+        kwargs: Kwargs,
     ) -> Any:
         """Send a message inside its CLIENT operation, which the message's `params._meta` carries; a request's
-        operation learns the request's id if the SDK gives it as it sends it, and its result."""
+        operation starts with the request's id if it can be read before the SDK sends it (an attribute set after the
+        start costs the span several thousand instructions), learns it as the SDK sends it otherwise, and learns its
+        result."""
+        if next_id is not None and message.request_id is None:
+            # read here, in the task that is about to send it, with nothing between this and the SDK's taking it
+            try:
+                message.request_id = next_id(wrapped.__self__)
+            except Exception as error:  # noqa: BLE001 - a fault of ours never reaches the host
+                report("reading a request's id", error)
         with self.operations.start_client(message) as operation:
             if inject is not None:
                 try:

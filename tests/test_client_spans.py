@@ -274,6 +274,48 @@ async def test_the_request_id_is_the_one_sent(instrumented: InMemorySpanExporter
     assert {ids_of(span)[1]: int(dict(span.attributes or {})["jsonrpc.request.id"]) for span in spans} == sent
 
 
+async def test_a_request_span_starts_with_the_id_it_is_sent_with() -> None:
+    """The id is known as the span starts (a sampler decides on it), read as the send starts, not as it was called:
+    a send awaited after another one took the next id carries its own."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler, SamplingResult
+
+    started: list[str] = []
+
+    class IdsAtStart(Sampler):
+        def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> Any:
+            attributes = kwargs.get("attributes") or (args[1] if len(args) > 1 else None) or {}
+            if name == "ping":
+                started.append(attributes.get("jsonrpc.request.id"))
+            result: SamplingResult = ALWAYS_ON.should_sample(parent_context, trace_id, name, *args, **kwargs)
+            return result
+
+        def get_description(self) -> str:
+            return "IdsAtStart"
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=IdsAtStart())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = McpInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        async with wire_client() as (session, wire):
+            if MCP1:
+                later = session.send_request(types.ClientRequest(types.PingRequest()), types.EmptyResult)
+            else:
+                later = session._dispatcher.send_raw_request("ping", None)
+            await session.send_ping()
+            await later
+    finally:
+        instrumentor.uninstrument()
+    sent = [message for message in wire.sent if message.get("method") == "ping"]
+    assert started == [str(message["id"]) for message in sent]
+    ids = {sent_context(message)[1]: str(message["id"]) for message in sent}
+    spans = [span for span in exporter.get_finished_spans() if span.name == "ping"]
+    assert {ids_of(span)[1]: dict(span.attributes or {})["jsonrpc.request.id"] for span in spans} == ids
+
+
 @pytest.mark.skipif(MCP1, reason="mcp 2.x's in-process client")
 async def test_in_process_requests_have_their_ids(instrumented: InMemorySpanExporter) -> None:
     from mcp import Client
