@@ -1,6 +1,6 @@
 """The cost of tracing an MCP call: microseconds per `tools/call`, per configuration, in numbers.
 
-    python benchmarks/overhead.py [--calls N] [--rounds 15] [--servers fastmcp,light] [--transports memory,stdio]
+    python benchmarks/overhead.py [--calls N] [--rounds N] [--servers fastmcp,light] [--transports memory,stdio]
                                   [--instructions | --profile]
 
 Each configuration runs in a fresh process (over stdio, a client process and a server process, both set up
@@ -12,11 +12,13 @@ is taken round by round against that round's bare run, and its median over the r
 ratio to the reference tracer's added cost: the mcp 2.x SDK's own tracing, or Traceloop's instrumentation
 (`opentelemetry-instrumentation-mcp`, where installed) on mcp 1.x.
 
-With `--instructions` (Linux, with valgrind), each configuration runs once under callgrind instead, client and
-server alike, instrumented only while the timed calls run: the figure is the instructions executed per call, in
-thousands, every thread and process of the exchange counted. Run alone, it does not move from run to run
-(within 0.5 %), which the time on a shared machine does by more than the differences it is meant to show; beside
-other work the calls take longer and the span processor's timer exports more often. It counts no cache misses,
+With `--instructions` (Linux, with valgrind), each configuration runs under callgrind instead, once a round (one
+round unless `--rounds` says more), client and server alike, instrumented only while the timed calls run: the
+figure is the instructions executed per call, in thousands, every thread and process of the exchange counted. Run
+alone, it moves from run to run within 0.5 %, which the time on a shared machine does by more than the differences
+it is meant to show; where a difference is smaller than that (of two counts of 11 million, the high-level server on
+mcp 1.x over stdio), medians of rounds tell it. Beside other work the calls take longer and the span processor's
+timer exports more often. It counts no cache misses,
 no waits, no kernel time. valgrind is a system package (Debian: `apt install valgrind`).
 
 With `--profile`, each configuration (in memory only, where client and server share the process) runs its timed
@@ -459,11 +461,11 @@ def print_goals(figures: dict[Cell, tuple[dict[str, float], float]], records: di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, help="per round: 1000, or 200 with --instructions")
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, help="15, or 1 with --instructions")
     parser.add_argument("--servers", default="fastmcp,light")
     parser.add_argument("--transports", default="memory,stdio")
     parser.add_argument("--configurations", default=",".join(CONFIGURATIONS))
-    parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind, once")
+    parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
     parser.add_argument("--profile", action="store_true", help="print the bytecodes per exchange, function by function")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--counted", action="store_true", help=argparse.SUPPRESS)
@@ -479,7 +481,8 @@ def main() -> None:
     if arguments.profile:
         profile(arguments.configurations.split(","), arguments.servers.split(","), arguments.transports.split(","))
         return
-    rounds, measured = (1, count) if arguments.instructions else (arguments.rounds, run)
+    measured = count if arguments.instructions else run
+    rounds = arguments.rounds or (1 if arguments.instructions else 15)
     calls = arguments.calls or (200 if arguments.instructions else 1000)
     configurations = ["bare", *(name for name in arguments.configurations.split(",") if name != "bare")]
     unit = "thousand instructions" if arguments.instructions else "µs"
