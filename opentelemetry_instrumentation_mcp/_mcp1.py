@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from operator import attrgetter
 from types import FrameType, MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,9 @@ Responder = RequestResponder[Any, Any]
 _LOCAL_FAILURES = frozenset({408, types.CONNECTION_CLOSED})
 """Codes of the errors the 1.x SDK raises itself: a request timed out (HTTP's 408), the connection closed."""
 _NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+_next_request_id = attrgetter("_request_id")
+"""The id a session's `send_request`, called now, gives its request: its counter, which it takes as its first step
+(a C call, no frame)."""
 
 
 def _fields(model: object) -> Mapping[str, Any]:
@@ -126,11 +130,6 @@ def _received_message(
         transport=transport,
         session=state,
     )
-
-
-def _next_request_id(session: Session) -> object:
-    """The id `send_request`, called now, gives its request: the session's counter, which it takes as its first step."""
-    return getattr(session, "_request_id", None)
 
 
 def _sent_message(root: Any, session: Session, method: str, meta: object) -> Message:
