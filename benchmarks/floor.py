@@ -48,8 +48,7 @@ def install(tracer_provider: TracerProvider) -> None:
 
     current_span = CurrentSpan()
 
-    def otel_span(name: str, *, attributes: dict[str, Any], **kwargs: Any) -> CurrentSpan:
-        trace.get_current_span().set_attribute("jsonrpc.request.id", attributes["jsonrpc.request.id"])
+    def otel_span(name: str, **kwargs: Any) -> CurrentSpan:
         return current_span
 
     # the two traced steps below share their shape but are written out: a helper would add a frame to the floor
@@ -73,6 +72,7 @@ def install(tracer_provider: TracerProvider) -> None:
 
     async def traced_send_raw_request(self: JSONRPCDispatcher[Any], method: str, params: Any, *args: Any) -> Any:
         name, attributes = _describe(method, params)
+        attributes["jsonrpc.request.id"] = str(self._next_id + 1)  # the id it mints next (no caller gives one here)
         version = getattr(self, "_floor_protocol_version", None)
         if version:
             attributes["mcp.protocol.version"] = version
