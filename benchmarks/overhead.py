@@ -16,8 +16,10 @@ With `--instructions` (Linux, with valgrind), each configuration runs under call
 round unless `--rounds` says more), client and server alike, instrumented only while the timed calls run: the
 figure is the instructions executed per call, in thousands, every thread and process of the exchange counted. Run
 alone, it moves from run to run within 0.5 %, which the time on a shared machine does by more than the differences
-it is meant to show; where a difference is smaller than that (of two counts of 11 million, the high-level server on
-mcp 1.x over stdio), medians of rounds tell it. Beside other work the calls take longer and the span processor's
+it is meant to show. Most of that is the memory layout, which the size of the environment moves: each count runs
+with an environment of a random size, so that rounds sample layouts, and where a difference is smaller than a
+count's spread (ours against the reference within 1 %; two counts of 11 million on mcp 1.x's high-level server),
+medians of rounds tell it. Beside other work the calls take longer and the span processor's
 timer exports more often. It counts no cache misses,
 no waits, no kernel time. valgrind is a system package (Debian: `apt install valgrind`).
 
@@ -59,6 +61,7 @@ import functools
 import importlib.util
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -311,8 +314,17 @@ def count(configuration: str, server: str, transport: str, calls: int) -> float:
             f"--callgrind-out-file={prefix}.%p",
             *[sys.executable, __file__, "--child", configuration, server, transport, str(calls), "--counted"],
         ]
+        # an environment of a random size: a round is a sample of the memory layout, which moves a count by up to
+        # 0.4 % (the same code read 5 thousand instructions apart with 777 bytes more of environment)
+        layout = {**os.environ, "OVERHEAD_LAYOUT": "x" * random.randrange(4096)}
         process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+            env=layout,
         )
         assert process.stdin is not None
         assert process.stdout is not None
