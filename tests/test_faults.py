@@ -129,9 +129,15 @@ STEPS_OF_OURS = [
     "_transport._posted_message_context",  # the client transport's POST of a message
     "_transport.carrier_for",  # the POST's headers
     *(
-        ["_mcp1._receive_loop_metadata", "_mcp1._root"]
+        ["_mcp1._receive_loop_metadata", "_mcp1._root", "_mcp1._next_request_id"]
         if MCP1
-        else ["_mcp2._share_connection_state", "_mcp2.Adapter._read_sent", "_mcp2._inject", "_mcp2.inject_into_meta"]
+        else [
+            "_mcp2._share_connection_state",
+            "_mcp2.Adapter._read_sent",
+            "_mcp2._inject",
+            "_mcp2.inject_into_meta",
+            "_mcp2._id_to_mint",
+        ]
     ),
 ]
 
