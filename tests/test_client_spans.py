@@ -302,7 +302,7 @@ async def test_a_request_span_starts_with_the_id_it_is_sent_with() -> None:
     try:
         async with wire_client() as (session, wire):
             if MCP1:
-                later = session.send_request(types.ClientRequest(types.PingRequest()), types.EmptyResult)
+                later = session.send_request(types.ClientRequest(types.PingRequest(method="ping")), types.EmptyResult)
             else:
                 later = session._dispatcher.send_raw_request("ping", None)
             await session.send_ping()
