@@ -19,9 +19,9 @@ alone, it moves from run to run within 0.5 %, which the time on a shared machine
 it is meant to show. Most of that is the memory layout, which the size of the environment moves: each count runs
 with an environment of a random size, so that rounds sample layouts, and where a difference is smaller than a
 count's spread (ours against the reference within 1 %; two counts of 11 million on mcp 1.x's high-level server),
-medians of rounds tell it. Beside other work the calls take longer and the span processor's
-timer exports more often. It counts no cache misses,
-no waits, no kernel time. valgrind is a system package (Debian: `apt install valgrind`).
+medians of rounds tell it. Beside other work the calls take longer and the span processor's timer exports more
+often. It counts no cache misses, no waits, no kernel time. valgrind is a system package (Debian: `apt install
+valgrind`).
 
 With `--profile`, each configuration (in memory only, where client and server share the process) runs its timed
 calls once under a tracer of bytecodes instead (`sys.settrace` with opcode events, in the event loop's thread):

@@ -190,10 +190,11 @@ class Adapter(SdkAdapter):
         received = wrappers.receiving(self._read_received)
         # a request carries the context current as the dispatcher injects it (`inject_trace_context`), in process none:
         # the peer handles the message in this task, in the current context
-        sent_requests = wrappers.sending(partial(self._read_sent, True), None, request=True)
-        minted_requests = wrappers.sending(partial(self._read_sent, True), None, request=True, next_id=_id_to_mint)
-        sent_notifications = wrappers.sending(partial(self._read_sent, False), _inject, request=False)
-        in_process_notifications = wrappers.sending(partial(self._read_sent, False), None, request=False)
+        read_request, read_notification = partial(self._read_sent, True), partial(self._read_sent, False)
+        sent_requests = wrappers.sending(read_request, None, request=True)
+        minted_requests = wrappers.sending(read_request, None, request=True, next_id=_id_to_mint)
+        sent_notifications = wrappers.sending(read_notification, _inject, request=False)
+        in_process_notifications = wrappers.sending(read_notification, None, request=False)
         session_entered, session_exited = wrappers.timing_sessions(self._end_client_session)
         sends = "reads the dispatcher's session state, set by `JSONRPCDispatcher.run` or the session it serves"
         return [

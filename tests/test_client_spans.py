@@ -284,12 +284,19 @@ async def test_a_request_span_starts_with_the_id_it_is_sent_with() -> None:
     started: list[str] = []
 
     class IdsAtStart(Sampler):
-        def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> Any:
-            attributes = kwargs.get("attributes") or (args[1] if len(args) > 1 else None) or {}
+        def should_sample(  # noqa: PLR0917 - the SDK's signature
+            self,
+            parent_context: Any,
+            trace_id: int,
+            name: str,
+            kind: Any = None,
+            attributes: Any = None,
+            links: Any = None,
+            trace_state: Any = None,
+        ) -> SamplingResult:
             if name == "ping":
-                started.append(attributes.get("jsonrpc.request.id"))
-            result: SamplingResult = ALWAYS_ON.should_sample(parent_context, trace_id, name, *args, **kwargs)
-            return result
+                started.append((attributes or {}).get("jsonrpc.request.id"))
+            return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
         def get_description(self) -> str:
             return "IdsAtStart"
